@@ -1,0 +1,1 @@
+"""drt-dispatch dispatcher."""
