@@ -1,0 +1,85 @@
+"""Events from vehicles (the driver tablet or the vehicle simulator)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from schemas.envelope import Event, Identifier, Place, ZoneId
+
+
+class VehicleEvent(Event):
+    """Common fields of every vehicle event."""
+
+    vehicle_id: Identifier
+    zone: ZoneId
+
+
+class ShiftStartedV1(VehicleEvent):
+    """A driver starts a shift: the vehicle can be planned from now until ``shift_end``."""
+
+    type: Literal["shift.started"] = "shift.started"
+    schema_version: Literal[1] = 1
+    seats: Annotated[int, Field(ge=1, le=50)]
+    wheelchairs: Annotated[int, Field(ge=0, le=8)] = 0
+    depot: Place
+    position: Place | None = None
+    shift_start: AwareDatetime
+    shift_end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.shift_end <= self.shift_start:
+            raise ValueError("shift_end must be after shift_start")
+        return self
+
+
+class ShiftEndedV1(VehicleEvent):
+    """The shift ends early or as planned (e.g. a breakdown): plan nothing more on it."""
+
+    type: Literal["shift.ended"] = "shift.ended"
+    schema_version: Literal[1] = 1
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PositionUpdatedV1(VehicleEvent):
+    """Where the vehicle is now."""
+
+    type: Literal["vehicle.position"] = "vehicle.position"
+    schema_version: Literal[1] = 1
+    position: Place
+    speed_kmh: Annotated[float, Field(ge=0, le=250, allow_inf_nan=False)] | None = None
+
+
+class ArrivedAtStopV1(VehicleEvent):
+    """The vehicle reached a planned stop."""
+
+    type: Literal["vehicle.arrived"] = "vehicle.arrived"
+    schema_version: Literal[1] = 1
+    position: Place
+    request_ids: Annotated[list[Identifier], Field(min_length=1, max_length=50)]
+
+
+class PassengerBoardedV1(VehicleEvent):
+    """A passenger got on."""
+
+    type: Literal["passenger.boarded"] = "passenger.boarded"
+    schema_version: Literal[1] = 1
+    request_id: Identifier
+
+
+class PassengerAlightedV1(VehicleEvent):
+    """A passenger got off at the destination."""
+
+    type: Literal["passenger.alighted"] = "passenger.alighted"
+    schema_version: Literal[1] = 1
+    request_id: Identifier
+
+
+class NoShowV1(VehicleEvent):
+    """The passenger did not come to the pickup (reported after the waiting time)."""
+
+    type: Literal["passenger.no_show"] = "passenger.no_show"
+    schema_version: Literal[1] = 1
+    request_id: Identifier
