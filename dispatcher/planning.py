@@ -1,0 +1,243 @@
+"""Fleet state + batch -> routing problem; plan -> state changes and outgoing events.
+
+Pure. Times in the problem are integer seconds relative to ``epoch`` (the
+batch's "now"). A vehicle's next stop is *locked* when it is about to be
+served (within the late-diversion guard, or the vehicle is already there):
+the problem then starts the vehicle at that stop after its service, and the
+plan that comes back is prefixed with it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from dispatcher.geo import LatLon, TravelModel
+from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
+from solvers.model import (
+    HORIZON,
+    Plan,
+    Problem,
+    Request,
+    RouteHint,
+    StopKind,
+    StopRef,
+    TimeWindow,
+    Vehicle,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningConfig:
+    """Service rules the planner applies. Seconds unless named otherwise."""
+
+    max_wait_s: int = 1800
+    prebook_late_s: int = 900
+    arrival_early_s: int = 1800
+    promise_before_s: int = 300
+    promise_window_s: int = 900
+    ride_alpha: float = 1.5
+    ride_beta_s: int = 600
+    pickup_service_s: int = 60
+    dropoff_service_s: int = 30
+    wheelchair_service_s: int = 180
+    late_diversion_guard_s: int = 120
+    unserved_penalty: int = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """A problem to solve and what is needed to read its plan back."""
+
+    problem: Problem
+    epoch: int
+    new_ids: tuple[str, ...]
+    locked: dict[str, VehicleStop] = field(default_factory=dict)
+    points: tuple[LatLon, ...] = ()
+
+
+class _Locations:
+    def __init__(self) -> None:
+        self.points: list[LatLon] = []
+        self._index: dict[tuple[float, float], int] = {}
+
+    def __call__(self, p: LatLon) -> int:
+        key = p.key()
+        if key not in self._index:
+            self._index[key] = len(self.points)
+            self.points.append(p)
+        return self._index[key]
+
+
+def _service(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
+    base = cfg.pickup_service_s if kind is StopKind.PICKUP else cfg.dropoff_service_s
+    return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
+
+
+def _locked_stop(v: VehicleState, now: float, cfg: PlanningConfig) -> VehicleStop | None:
+    if not v.stops:
+        return None
+    first = v.stops[0]
+    if first.arrived or first.eta - now <= cfg.late_diversion_guard_s:
+        return first
+    return None
+
+
+def build_problem(
+    state: FleetState,
+    new_ids: list[str],
+    now: float,
+    travel: TravelModel,
+    cfg: PlanningConfig,
+) -> BatchJob:
+    """The routing problem for all open rides plus the new batch, from ``now``."""
+    epoch = int(now)
+
+    def rel(t: float) -> int:
+        return max(0, round(t - epoch))
+
+    loc = _Locations()
+    vehicles: list[Vehicle] = []
+    hints: list[RouteHint] = []
+    locked: dict[str, VehicleStop] = {}
+    planned: set[str] = set()
+    accepting: list[str] = []
+    requests: list[Request] = []
+    lock_pickup_time: dict[str, int] = {}
+
+    for v in sorted(state.vehicles.values(), key=lambda v: v.vehicle_id):
+        has_work = bool(v.stops or v.onboard)
+        on_shift = v.active and v.shift_end > now
+        if not (on_shift or has_work):
+            continue
+        start, start_time = loc(v.position), max(0, rel(v.position_at))
+        lock = _locked_stop(v, now, cfg)
+        if lock is not None:
+            ride = state.rides[lock.request_id]
+            kind = StopKind(lock.kind)
+            start = loc(lock.location)
+            start_time = max(rel(lock.eta), 0) + _service(ride, cfg, kind)
+            locked[v.vehicle_id] = lock
+            if kind is StopKind.PICKUP:
+                lock_pickup_time[ride.request_id] = start_time
+        end_time = rel(v.shift_end) if on_shift else HORIZON
+        vehicles.append(
+            Vehicle(
+                id=v.vehicle_id,
+                start=start,
+                end=loc(v.depot),
+                start_time=start_time,
+                end_time=max(end_time, start_time),
+                seats=v.seats,
+                wheelchairs=v.wheelchairs,
+            )
+        )
+        if on_shift:
+            accepting.append(v.vehicle_id)
+        rest = v.stops[1:] if lock is not None else v.stops
+        hints.append(
+            RouteHint(
+                v.vehicle_id,
+                tuple(StopRef(s.request_id, StopKind(s.kind)) for s in rest),
+            )
+        )
+
+    vehicle_ids = {v.id for v in vehicles}
+    for ride in sorted(state.open_rides(), key=lambda r: r.request_id):
+        if ride.status is RideStatus.PENDING and ride.request_id not in new_ids:
+            continue
+        pickup_svc = _service(ride, cfg, StopKind.PICKUP)
+        dropoff_svc = _service(ride, cfg, StopKind.DROPOFF)
+        common = Request(
+            id=ride.request_id,
+            pickup=loc(ride.origin),
+            dropoff=loc(ride.destination),
+            seats=ride.seats,
+            wheelchairs=ride.wheelchairs,
+            pickup_service=pickup_svc,
+            dropoff_service=dropoff_svc,
+            max_ride_time=ride.max_ride_s,
+        )
+        vehicle = ride.vehicle_id
+        if ride.status is RideStatus.ONBOARD or ride.request_id in lock_pickup_time:
+            if vehicle not in vehicle_ids:
+                continue
+            assert vehicle is not None
+            if ride.status is RideStatus.ONBOARD:
+                picked = rel(ride.picked_up_at or now)
+            else:
+                picked = lock_pickup_time[ride.request_id]
+            if locked.get(vehicle) and locked[vehicle].ref == (ride.request_id, "dropoff"):
+                continue  # the drop-off is the locked stop itself
+            requests.append(
+                replace(
+                    common,
+                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
+                    onboard_vehicle=vehicle,
+                    picked_up_at=picked,
+                )
+            )
+        elif ride.status is RideStatus.OFFERED:
+            if vehicle not in vehicle_ids or vehicle not in accepting:
+                continue  # re-planned separately (vehicle gone)
+            assert ride.promised_pickup is not None
+            requests.append(
+                replace(
+                    common,
+                    pickup_window=TimeWindow(
+                        rel(ride.promised_pickup[0]),
+                        max(rel(ride.promised_pickup[1]), rel(ride.pickup_eta or 0)),
+                    ),
+                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
+                    allowed_vehicles=(vehicle,),
+                )
+            )
+        else:  # a new request of this batch
+            if not accepting:
+                continue  # answered as unserved by apply_plan
+            pickup = TimeWindow(rel(ride.earliest_pickup), max(rel(ride.latest_pickup), 0))
+            dropoff = (
+                TimeWindow(0, max(rel(ride.latest_dropoff), pickup.earliest))
+                if ride.latest_dropoff is not None
+                else TimeWindow()
+            )
+            requests.append(
+                replace(
+                    common,
+                    pickup_window=pickup,
+                    dropoff_window=dropoff,
+                    penalty=cfg.unserved_penalty,
+                    allowed_vehicles=tuple(accepting),
+                )
+            )
+        planned.add(ride.request_id)
+
+    hints = [
+        RouteHint(h.vehicle_id, tuple(s for s in h.stops if s.request_id in planned)) for h in hints
+    ]
+    duration, distance = travel.matrix(loc.points)
+    problem = Problem(
+        duration=duration,
+        distance=distance,
+        vehicles=tuple(vehicles),
+        requests=tuple(requests),
+        hint=tuple(hints),
+        name=f"batch@{epoch}",
+    )
+    return BatchJob(problem, epoch, tuple(new_ids), locked, tuple(loc.points))
+
+
+def _relaxed(promised: float | None, eta: float | None, rel: Callable[[float], int]) -> TimeWindow:
+    """A drop-off window that keeps a promise but never makes a delay infeasible."""
+    if promised is None:
+        return TimeWindow()
+    latest = rel(promised)
+    if eta is not None:
+        latest = max(latest, rel(eta))
+    return TimeWindow(0, latest)
+
+
+def mandatory_missing(job: BatchJob, plan: Plan) -> list[str]:
+    """Requests the plan must serve (promises, passengers on board) but does not."""
+    served = plan.served
+    return [r.id for r in job.problem.requests if r.penalty is None and r.id not in served]
