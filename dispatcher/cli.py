@@ -1,0 +1,169 @@
+"""The ``drt`` command: serve, simulate, bench, schemas, produce.
+
+The only module that reads the environment (through ``Settings``) and
+configures logging handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="drt-dispatch: an event-driven dispatcher for on-demand shuttles.")
+schemas_app = typer.Typer(help="Event schemas.")
+bench_app = typer.Typer(help="Benchmarks that print tables.")
+produce_app = typer.Typer(help="Simulated passengers and vehicles publishing to Kafka.")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(bench_app, name="bench")
+app.add_typer(produce_app, name="produce")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from dispatcher.config import Settings  # noqa: PLC0415
+
+    return Settings()
+
+
+@app.command()
+def serve() -> None:
+    """Run the live dispatcher against Kafka and PostgreSQL until SIGTERM."""
+    from prometheus_client import start_http_server  # noqa: PLC0415
+
+    from dispatcher.metrics import Metrics  # noqa: PLC0415
+    from dispatcher.service import Dispatcher  # noqa: PLC0415
+
+    settings = _settings()
+    _logging(settings.log_level)
+    metrics = Metrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=metrics.registry)  # noqa: S104
+
+    async def main() -> None:
+        import signal  # noqa: PLC0415
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Dispatcher(settings, metrics=metrics) as dispatcher:
+            await dispatcher.run(until=stop)
+
+    asyncio.run(main())
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schemas and AsyncAPI.")],
+) -> None:
+    """Write a JSON Schema per event and an AsyncAPI 3.0 document of every topic."""
+    from schemas.export import export  # noqa: PLC0415
+
+    settings = _settings()
+    paths = export(out, settings.kafka.topic_names())
+    typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="Scenario name or JSON file.")] = "rendsburg",
+    vehicles: Annotated[int, typer.Option(help="Fleet size.")] = 5,
+    hours: Annotated[float, typer.Option(help="Hours of service to simulate.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed for demand and fleet.")] = 1,
+    out: Annotated[Path, typer.Option(help="Output directory (kpis.json, report).")] = Path(
+        "out/simulation"
+    ),
+    start_hour: Annotated[
+        float | None, typer.Option(help="Local hour the simulation starts (default: scenario's).")
+    ] = None,
+    solver: Annotated[str, typer.Option(help="ortools or insertion")] = "ortools",
+    time_limit: Annotated[float, typer.Option(help="Solver seconds per batch.")] = 0.5,
+) -> None:
+    """Simulate a service day faster than real time with the same dispatcher core."""
+    from dispatcher.report import run_simulation_cli  # noqa: PLC0415
+
+    _logging("WARNING")
+    run_simulation_cli(
+        scenario=scenario,
+        vehicles=vehicles,
+        hours=hours,
+        seed=seed,
+        out=out,
+        start_hour=start_hour,
+        solver=solver,
+        time_limit=time_limit,
+    )
+
+
+@bench_app.command("solver")
+def bench_solver(
+    set_name: Annotated[str, typer.Option("--set", help="darp or pdptw")],
+    instances: Annotated[Path, typer.Option(help="Directory of instance files.")],
+    time_limit: Annotated[float, typer.Option(help="Seconds per instance.")] = 10.0,
+    solver: Annotated[str, typer.Option(help="ortools, insertion or vroom")] = "ortools",
+    out: Annotated[Path | None, typer.Option(help="results.json to write")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Solve every instance in a directory and print gaps to the best known values."""
+    from solvers.bench import bench_solver as run  # noqa: PLC0415
+
+    _logging("WARNING")
+    run(set_name, instances, time_limit, solver, out, seed=seed)
+
+
+@bench_app.command("plot")
+def bench_plot(
+    set_name: Annotated[str, typer.Option("--set", help="darp or pdptw")],
+    instances: Annotated[Path, typer.Option(help="Directory of instance files.")],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("out/gap_vs_budget.png"),
+    budgets: Annotated[str, typer.Option(help="Comma-separated seconds")] = "1,5,10,30",
+    solvers: Annotated[str, typer.Option(help="Comma-separated solver names")] = "ortools,vroom",
+) -> None:
+    """Plot the mean gap against the time budget for several solvers."""
+    from solvers.bench import plot_gap_vs_budget  # noqa: PLC0415
+
+    _logging("WARNING")
+    plot_gap_vs_budget(
+        set_name,
+        instances,
+        [float(b) for b in budgets.split(",")],
+        solvers.split(","),
+        out,
+    )
+
+
+@produce_app.command("demo")
+def produce_demo(
+    vehicles: Annotated[int, typer.Option(help="Vehicles to start.")] = 5,
+    requests: Annotated[int, typer.Option(help="Ride requests to send.")] = 60,
+    rate: Annotated[float, typer.Option(help="Requests per second.")] = 2.0,
+    seed: Annotated[int, typer.Option()] = 1,
+    minutes: Annotated[float, typer.Option(help="Run the vehicles this long.")] = 3.0,
+) -> None:
+    """Start simulated vehicles and passengers against the live dispatcher via Kafka."""
+    from producers.live import run_demo  # noqa: PLC0415
+
+    settings = _settings()
+    _logging(settings.log_level)
+    summary = asyncio.run(
+        run_demo(
+            settings, vehicles=vehicles, requests=requests, rate=rate, seed=seed, minutes=minutes
+        )
+    )
+    for key, value in summary.items():
+        typer.echo(f"{key:>24}: {value}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

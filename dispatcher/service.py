@@ -1,0 +1,355 @@
+"""The imperative shell: Kafka in, the core in the middle, PostgreSQL and Kafka out.
+
+One loop, one cycle at a time: poll input records, decode them (bad ones become
+dead letters), drop those already processed, let the core handle the rest, run
+a due batch through the solver in a process pool, write everything the cycle
+produced to PostgreSQL in one transaction (outbox included), publish the
+outbox, and only then commit the input offsets. A crash anywhere replays at
+most the uncommitted records, which deduplicate on their event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Self
+
+from dispatcher.clock import Clock, SystemClock, to_datetime
+from dispatcher.config import Settings
+from dispatcher.core import DispatchCore
+from dispatcher.geo import CrowFliesTravel
+from dispatcher.kafka import Consumer, Publisher, Record, TransportError, ensure_topics
+from dispatcher.metrics import Metrics
+from dispatcher.planning import BatchJob
+from dispatcher.solving import solve, warm_up
+from dispatcher.state import FleetState, RideStatus
+from dispatcher.store import Outgoing, Processed, Store, StoreError
+from schemas.codec import DecodeError, ErrorType, decode
+from schemas.dispatch import DeadLetterV1, RejectionReason, RideOfferedV1, RideRejectedV1
+from schemas.envelope import Event
+from schemas.passenger import RideRequestedV1
+from schemas.topics import key_of, role_of
+from solvers.model import Plan
+
+log = logging.getLogger(__name__)
+
+#: Namespace for dead-letter event ids, so a replayed bad message keeps its id.
+DEAD_LETTER_NS = uuid.UUID("5f1d7d0e-6a57-4b0a-9d43-7f1f2b1c9e11")
+
+
+class Dispatcher:
+    """The live dispatcher: ``async with Dispatcher(settings) as d: await d.run(stop)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        d = settings.dispatch
+        self.travel = CrowFliesTravel(detour_factor=d.detour_factor, speed_kmh=d.speed_kmh)
+        self.topics = settings.kafka.topic_names()
+        self._role_of_topic = {name: role for role, name in self.topics.items()}
+        self.core = DispatchCore(settings.core_config(), self.travel)
+        self._store: Store | None = None
+        self._consumer: Consumer | None = None
+        self._publisher: Publisher | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._started = False
+        self._closed = False
+        self._received_at: dict[str, float] = {}
+        self.cycles = 0
+        self._lag_at = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, migrate, create topics, recover state, publish what was left unsent."""
+        if self._started:
+            return
+        self._started = True
+        self._store = await Store.connect(self.settings.database)
+        created = await ensure_topics(self.settings.kafka)
+        if created:
+            log.info("created topics %s", created)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.settings.solver.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, warm_up)
+        await self._recover_state()
+        self._publisher = Publisher(self.settings.kafka)
+        await self._publisher.start()
+        await self._flush_outbox()
+        self._consumer = Consumer(
+            self.settings.kafka, [self.topics["requests"], self.topics["vehicle_events"]]
+        )
+        await self._consumer.start()
+        self.metrics.healthy.set(1)
+        log.info("dispatcher started; topics %s", self.topics)
+
+    async def _recover_state(self) -> None:
+        assert self._store is not None
+        rides, vehicles = await self._store.load_state()
+        state = FleetState(
+            vehicles={v.vehicle_id: v for v in vehicles},
+            rides={r.request_id: r for r in rides},
+        )
+        self.core = DispatchCore(self.settings.core_config(), self.travel, state)
+        now = self.clock.now()
+        self._received_at = {r.request_id: now for r in rides if r.status is RideStatus.PENDING}
+        log.info("recovered %d open rides and %d vehicles", len(rides), len(vehicles))
+
+    async def stop(self) -> None:
+        """Finish the pending batch, commit, close everything. Idempotent."""
+        if self._closed or not self._started:
+            return
+        self._closed = True
+        try:
+            if self._store is not None and self._consumer is not None and len(self.core.batch):
+                async with asyncio.timeout(self.settings.dispatch.graceful_timeout_s):
+                    await self._cycle([], force=True)
+        except (TimeoutError, StoreError, TransportError):
+            log.exception("could not finish the last batch; it will be replayed")
+        finally:
+            for closer in (
+                self._consumer.stop if self._consumer else None,
+                self._publisher.stop if self._publisher else None,
+                self._store.close if self._store else None,
+            ):
+                if closer is not None:
+                    with contextlib.suppress(Exception):
+                        await closer()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.metrics.healthy.set(0)
+            log.info("dispatcher stopped")
+
+    # -- main loop -----------------------------------------------------------------------
+
+    async def run(self, until: asyncio.Event) -> None:
+        """Cycle until ``until`` is set; retriable failures back off and recover."""
+        backoff = 0.5
+        while not until.is_set():
+            try:
+                await self._step()
+                backoff = 0.5
+            except (StoreError, TransportError, OSError) as exc:
+                self.metrics.healthy.set(0)
+                self.metrics.cycle_errors.labels(type(exc).__name__).inc()
+                log.warning("cycle failed (%s); retrying in %.1fs", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+                await self._recover_after_failure()
+
+    async def _recover_after_failure(self) -> None:
+        """Forget in-memory progress and resume from what PostgreSQL and Kafka committed."""
+        try:
+            await self._recover_state()
+            assert self._consumer is not None
+            await self._consumer.rewind_to_committed()
+            await self._flush_outbox()
+            self.metrics.healthy.set(1)
+        except (StoreError, TransportError, OSError) as exc:
+            log.warning("recovery failed: %s", exc)
+
+    async def _step(self) -> None:
+        assert self._consumer is not None
+        due_at = self.core.next_due_at()
+        now = self.clock.now()
+        timeout = 0.5 if due_at is None else min(0.5, max(0.0, due_at - now))
+        records = await self._consumer.poll(timeout)
+        if records or self.core.due(self.clock.now()):
+            await self._cycle(records)
+        await self._observe()
+
+    async def _cycle(self, records: list[Record], *, force: bool = False) -> None:
+        assert self._store is not None and self._consumer is not None
+        now = self.clock.now()
+        decoded: list[tuple[Record, Event]] = []
+        outputs: list[Event] = []
+        processed: list[Processed] = []
+        for record in records:
+            role = self._role_of_topic.get(record.topic, "")
+            try:
+                decoded.append((record, decode(role, record.value)))
+            except DecodeError as exc:
+                outputs.extend(self._dead_letter(record, exc.reason, exc.error_type, now))
+                if exc.request_id is not None and role == "requests":
+                    outputs.append(self._invalid_rejection(exc.request_id, exc.reason, now))
+        seen = await self._store.seen([e.event_id for _, e in decoded])
+        requests: list[RideRequestedV1] = []
+        for record, event in decoded:
+            if event.event_id in seen:
+                self.metrics.duplicates.inc()
+                continue
+            seen.add(event.event_id)
+            self.metrics.events_received.labels(event.type).inc()
+            handled = self.core.handle(event, now)
+            if handled.dead_letter is not None:
+                outputs.extend(self._dead_letter(record, handled.dead_letter, "semantic", now))
+            elif isinstance(event, RideRequestedV1):
+                requests.append(event)
+                self._received_at.setdefault(event.request_id, time.monotonic())
+            outputs.extend(handled.outputs)
+            processed.append(
+                Processed(event.event_id, record.topic, record.partition, record.offset)
+            )
+        if force and len(self.core.batch):
+            job = self.core.prepare(now + self.settings.dispatch.batch_window_s)
+        else:
+            job = self.core.prepare(now)
+        if job is not None:
+            plan = await self._solve(job)
+            outputs.extend(self.core.complete(job, plan, self.clock.now()))
+        rides, vehicles = self.core.state.drain_dirty()
+        outgoing = [Outgoing(self.topics[role_of(e)], key_of(e), e) for e in outputs]
+        await self._store.commit_cycle(processed, requests, rides, vehicles, outgoing)
+        await self._flush_outbox()
+        await self._consumer.commit(records)
+        self._count_outputs(outputs)
+        self.cycles += 1
+
+    def _dead_letter(
+        self, record: Record, reason: str, error_type: ErrorType, now: float
+    ) -> list[Event]:
+        self.metrics.dead_letters.labels(error_type).inc()
+        log.warning(
+            "dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
+        event_id = uuid.uuid5(DEAD_LETTER_NS, f"{record.topic}:{record.partition}:{record.offset}")
+        payload = (record.value or b"").decode("utf-8", errors="replace")
+        return [
+            DeadLetterV1(
+                event_id=event_id,
+                occurred_at=to_datetime(now),
+                source=self.settings.kafka.client_id,
+                original_topic=record.topic,
+                original_partition=record.partition,
+                original_offset=record.offset,
+                original_key=record.key.decode("utf-8", errors="replace") if record.key else None,
+                payload=payload[:100_000],
+                reason=reason[:5000],
+                error_type=error_type,
+            )
+        ]
+
+    def _invalid_rejection(self, request_id: str, reason: str, now: float) -> RideRejectedV1:
+        known = self.core.state.rides.get(request_id)
+        return RideRejectedV1(
+            event_id=uuid.uuid5(DEAD_LETTER_NS, f"invalid:{request_id}:{reason[:200]}"),
+            occurred_at=to_datetime(now),
+            source=self.settings.kafka.client_id,
+            request_id=request_id,
+            zone=known.zone if known else None,
+            reason=RejectionReason.INVALID,
+            message=f"the request could not be accepted: {reason[:900]}",
+        )
+
+    async def _solve(self, job: BatchJob) -> Plan:
+        s = self.settings.solver
+        loop = asyncio.get_running_loop()
+        assert self._pool is not None
+        self.metrics.batch_size.observe(len(job.new_ids))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(s.time_limit_s * 3 + 5):
+                plan = await loop.run_in_executor(
+                    self._pool, solve, job.problem, s.name, s.time_limit_s, s.seed
+                )
+        except Exception as exc:  # noqa: BLE001 - any solver failure falls back
+            cause = "timeout" if isinstance(exc, TimeoutError) else "error"
+            self.metrics.solver_fallbacks.labels(cause).inc()
+            log.warning("solver failed (%r); falling back to insertion", exc)
+            plan = solve(job.problem, "insertion", s.time_limit_s, s.seed)
+        elapsed = time.monotonic() - started
+        self.metrics.solver_duration.labels(plan.stats.solver).observe(elapsed)
+        self.metrics.solver_objective.set(plan.stats.objective)
+        if plan.stats.time_limit_hit:
+            self.metrics.solver_time_limit_hits.inc()
+        if plan.stats.fallback:
+            self.metrics.solver_fallbacks.labels("no_solution").inc()
+        log.info(
+            "batch of %d solved by %s in %.2fs: objective %d, %d unassigned",
+            len(job.new_ids),
+            plan.stats.solver,
+            elapsed,
+            plan.stats.objective,
+            len(plan.unassigned),
+        )
+        return plan
+
+    async def _flush_outbox(self) -> None:
+        assert self._store is not None and self._publisher is not None
+        while True:
+            rows = await self._store.unpublished()
+            if not rows:
+                return
+            await self._publisher.publish([(r.topic, r.key, r.value) for r in rows])
+            await self._store.mark_published([r.id for r in rows])
+
+    def _count_outputs(self, outputs: list[Event]) -> None:
+        for e in outputs:
+            if isinstance(e, RideOfferedV1 | RideRejectedV1):
+                outcome = "offered" if isinstance(e, RideOfferedV1) else "rejected"
+                reason = e.reason.value if isinstance(e, RideRejectedV1) else ""
+                self.metrics.requests_answered.labels(outcome, reason).inc()
+                started = self._received_at.pop(e.request_id, None)
+                if started is not None:
+                    self.metrics.request_to_offer.observe(time.monotonic() - started)
+
+    async def _observe(self) -> None:
+        state = self.core.state
+        counts = {s.value: 0 for s in (RideStatus.PENDING, RideStatus.OFFERED, RideStatus.ONBOARD)}
+        for ride in state.rides.values():
+            if ride.status.value in counts:
+                counts[ride.status.value] += 1
+        for status, n in counts.items():
+            self.metrics.open_requests.labels(status).set(n)
+        now = self.clock.now()
+        active = state.active_vehicles(now)
+        busy = sum(1 for v in active if v.stops or v.onboard)
+        self.metrics.vehicles.labels("busy").set(busy)
+        self.metrics.vehicles.labels("idle").set(len(active) - busy)
+        self.metrics.vehicles.labels("off_shift").set(len(state.vehicles) - len(active))
+        if self._store is not None:
+            self.metrics.pg_pool_in_use.set(self._store.pool_in_use)
+        if self._consumer is not None and time.monotonic() - self._lag_at > 5.0:
+            self._lag_at = time.monotonic()
+            with contextlib.suppress(Exception):
+                for (topic, partition), lag in (await self._consumer.lag()).items():
+                    self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the dispatcher until SIGINT/SIGTERM (or ``stop``), then shut down gracefully."""
+    import signal  # noqa: PLC0415
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Dispatcher.from_settings(settings) as dispatcher:
+        await dispatcher.run(until=stop)

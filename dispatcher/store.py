@@ -1,0 +1,275 @@
+"""PostgreSQL persistence through asyncpg: state, outcomes, plans, an outbox.
+
+One transaction per dispatcher cycle writes everything the cycle produced,
+each row keyed by an event or request id (``ON CONFLICT DO NOTHING``), so a
+replayed input never writes twice. Outgoing messages go to the ``outbox`` in the
+same transaction and are marked published once Kafka acknowledged them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Self
+from uuid import UUID
+
+import asyncpg
+
+from dispatcher.config import DatabaseSettings
+from dispatcher.state import Ride, VehicleState
+from schemas.codec import encode
+from schemas.dispatch import DeadLetterV1, DriverPlanV1, RideOfferedV1, RideRejectedV1
+from schemas.envelope import Event
+from schemas.passenger import RideRequestedV1
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The database is unreachable or failed; retry later."""
+
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """An input message handled in this cycle (for deduplication on replay)."""
+
+    event_id: UUID
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish: topic, key and event."""
+
+    topic: str
+    key: bytes
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("dispatcher") / "migrations"
+    files = sorted((p.name, p.read_text()) for p in folder.iterdir() if p.name.endswith(".sql"))
+    return files
+
+
+class Store:
+    """The dispatcher's repository."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def connect(cls, settings: DatabaseSettings) -> Self:
+        schema = settings.db_schema
+        try:
+            pool = await asyncpg.create_pool(
+                settings.dsn.get_secret_value(),
+                min_size=settings.pool_min,
+                max_size=settings.pool_max,
+                timeout=settings.timeout_s,
+                command_timeout=settings.timeout_s,
+                server_settings={"search_path": schema, "application_name": "drt-dispatcher"},
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        store = cls(pool, schema)
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @property
+    def pool_in_use(self) -> int:
+        return self._pool.get_size() - self._pool.get_idle_size()
+
+    async def migrate(self) -> list[str]:
+        """Apply the SQL migrations not yet applied; return their names."""
+        applied: list[str] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            # One dispatcher at a time migrates.
+            await conn.execute("SELECT pg_advisory_xact_lock(804215)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for name, sql in _migrations():
+                if name in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                applied.append(name)
+        if applied:
+            log.info("applied migrations %s", applied)
+        return applied
+
+    async def load_state(self) -> tuple[list[Ride], list[VehicleState]]:
+        """All rides not final and all vehicles, to rebuild the fleet state."""
+        async with self._pool.acquire() as conn:
+            ride_rows = await conn.fetch(
+                "SELECT data FROM rides WHERE status IN ('pending', 'offered', 'onboard')"
+            )
+            vehicle_rows = await conn.fetch("SELECT data FROM vehicles")
+        rides = [Ride.from_dict(json.loads(r["data"])) for r in ride_rows]
+        vehicles = [VehicleState.from_dict(json.loads(r["data"])) for r in vehicle_rows]
+        return rides, vehicles
+
+    async def seen(self, event_ids: list[UUID]) -> set[UUID]:
+        """Which of these input events were already processed."""
+        if not event_ids:
+            return set()
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT event_id FROM processed_events WHERE event_id = ANY($1::uuid[])",
+                event_ids,
+            )
+        return {r["event_id"] for r in rows}
+
+    async def commit_cycle(
+        self,
+        processed: list[Processed],
+        requests: list[RideRequestedV1],
+        rides: list[Ride],
+        vehicles: list[VehicleState],
+        outgoing: list[Outgoing],
+    ) -> None:
+        """Write one cycle's effects atomically, outbox included."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if processed:
+                await conn.executemany(
+                    'INSERT INTO processed_events (event_id, topic, partition, "offset")'
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                    [(p.event_id, p.topic, p.partition, p.offset) for p in processed],
+                )
+            if requests:
+                await conn.executemany(
+                    "INSERT INTO requests (request_id, event_id, zone, payload)"
+                    " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
+                    [(r.request_id, r.event_id, r.zone, r.model_dump_json()) for r in requests],
+                )
+            if rides:
+                await conn.executemany(
+                    "INSERT INTO rides (request_id, zone, status, vehicle_id, data, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5::jsonb, now())"
+                    " ON CONFLICT (request_id) DO UPDATE SET status = EXCLUDED.status,"
+                    " vehicle_id = EXCLUDED.vehicle_id, data = EXCLUDED.data, updated_at = now()",
+                    [
+                        (
+                            r.request_id,
+                            r.zone,
+                            r.status.value,
+                            r.vehicle_id,
+                            json.dumps(r.to_dict()),
+                        )
+                        for r in rides
+                    ],
+                )
+            if vehicles:
+                await conn.executemany(
+                    "INSERT INTO vehicles (vehicle_id, zone, active, lat, lon, data, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())"
+                    " ON CONFLICT (vehicle_id) DO UPDATE SET zone = EXCLUDED.zone,"
+                    " active = EXCLUDED.active, lat = EXCLUDED.lat, lon = EXCLUDED.lon,"
+                    " data = EXCLUDED.data, updated_at = now()",
+                    [
+                        (
+                            v.vehicle_id,
+                            v.zone,
+                            v.active,
+                            v.position.lat,
+                            v.position.lon,
+                            json.dumps(v.to_dict()),
+                        )
+                        for v in vehicles
+                    ],
+                )
+            await self._write_outputs(conn, outgoing)
+
+    async def _write_outputs(self, conn: Any, outgoing: list[Outgoing]) -> None:
+        outcomes, plans, letters = [], [], []
+        for o in outgoing:
+            e = o.event
+            if isinstance(e, RideOfferedV1 | RideRejectedV1):
+                kind = "offered" if isinstance(e, RideOfferedV1) else "rejected"
+                reason = e.reason.value if isinstance(e, RideRejectedV1) else None
+                vehicle = e.vehicle_id if isinstance(e, RideOfferedV1) else None
+                outcomes.append(
+                    (e.event_id, e.request_id, kind, reason, vehicle, encode(e).decode())
+                )
+            elif isinstance(e, DriverPlanV1):
+                plans.append((e.vehicle_id, e.plan_version, e.event_id, encode(e).decode()))
+            elif isinstance(e, DeadLetterV1):
+                letters.append(
+                    (
+                        e.event_id,
+                        e.original_topic,
+                        e.original_partition,
+                        e.original_offset,
+                        e.error_type,
+                        e.reason,
+                    )
+                )
+        if outcomes:
+            await conn.executemany(
+                "INSERT INTO outcomes (event_id, request_id, kind, reason, vehicle_id, payload)"
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING",
+                outcomes,
+            )
+        if plans:
+            await conn.executemany(
+                "INSERT INTO driver_plans (vehicle_id, plan_version, event_id, payload)"
+                " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
+                plans,
+            )
+        if letters:
+            await conn.executemany(
+                "INSERT INTO dead_letters (event_id, original_topic, original_partition,"
+                " original_offset, error_type, reason) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT DO NOTHING",
+                letters,
+            )
+        if outgoing:
+            await conn.executemany(
+                "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                [(o.event.event_id, o.topic, o.key, encode(o.event)) for o in outgoing],
+            )
+
+    async def unpublished(self, limit: int = 1000) -> list[OutboxRow]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL"
+                " ORDER BY id LIMIT $1",
+                limit,
+            )
+        return [OutboxRow(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
+
+    async def mark_published(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
+            )
+
+    async def fetch(self, query: str, *args: object) -> list[dict[str, Any]]:
+        """Read-only helper for tools and tests."""
+        async with self._pool.acquire() as conn:
+            return [dict(r) for r in await conn.fetch(query, *args)]
