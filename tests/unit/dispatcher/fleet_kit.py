@@ -1,0 +1,57 @@
+"""Builders for core tests: events at fixed times in the Rendsburg region."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dispatcher.clock import to_datetime
+from dispatcher.core import Area, CoreConfig, DispatchCore
+from dispatcher.geo import CrowFliesTravel
+from schemas.envelope import Place
+from schemas.passenger import RideRequestedV1
+from schemas.vehicle import ShiftStartedV1
+
+T0 = 1_795_000_000.0  # 2026-11-19, evening
+RENDSBURG = Place(lat=54.306495, lon=9.663206)
+BUEDELSDORF = Place(lat=54.315687, lon=9.677817)
+FOCKBEK = Place(lat=54.30413, lon=9.601589)
+JEVENSTEDT = Place(lat=54.234604, lon=9.668849)
+OSTERROENFELD = Place(lat=54.292151, lon=9.697439)
+AREA = Area(54.15, 54.45, 9.45, 9.85)
+
+
+def core(**kw: object) -> DispatchCore:
+    config = CoreConfig(areas={"rendsburg": AREA}, **kw)  # type: ignore[arg-type]
+    return DispatchCore(config, CrowFliesTravel())
+
+
+def shift(vehicle_id: str, at: float = T0, seats: int = 4, wheelchairs: int = 1,
+          position: Place | None = None, hours: float = 8) -> ShiftStartedV1:
+    return ShiftStartedV1(
+        occurred_at=to_datetime(at),
+        source="test",
+        vehicle_id=vehicle_id,
+        zone="rendsburg",
+        seats=seats,
+        wheelchairs=wheelchairs,
+        depot=RENDSBURG,
+        position=position,
+        shift_start=to_datetime(at),
+        shift_end=to_datetime(at) + timedelta(hours=hours),
+    )
+
+
+def request(request_id: str, origin: Place = FOCKBEK, destination: Place = BUEDELSDORF,
+            at: float = T0, **kw: object) -> RideRequestedV1:
+    return RideRequestedV1.model_validate(
+        {
+            "occurred_at": to_datetime(at),
+            "source": "test",
+            "request_id": request_id,
+            "passenger_ref": f"p-{request_id}",
+            "zone": "rendsburg",
+            "origin": origin,
+            "destination": destination,
+            **kw,
+        }
+    )
