@@ -15,17 +15,19 @@ from schemas.topics import TOPIC_BY_ROLE, TOPICS
 
 
 class KafkaSettings(BaseModel):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    group_id: str = "drt-dispatcher"
-    client_id: str = "drt-dispatcher"
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated.")
+    group_id: str = Field("drt-dispatcher", description="Consumer group of the dispatchers.")
+    client_id: str = Field("drt-dispatcher", description="Client id; also the events' source.")
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
     partitions: int = Field(3, ge=1, description="Partitions of topics the dispatcher creates.")
-    replication_factor: int = Field(1, ge=1)
-    request_timeout_s: float = 30.0
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    request_timeout_s: float = Field(30.0, description="Timeout of every Kafka request.")
+    security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512.")
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
 
     def topic(self, role: str) -> str:
         return self.topic_prefix + TOPIC_BY_ROLE[role].default_name
@@ -35,37 +37,48 @@ class KafkaSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
-    dsn: SecretStr = SecretStr("postgresql://drt:drt@127.0.0.1:5433/drt")
+    dsn: SecretStr = Field(
+        SecretStr("postgresql://drt:drt@127.0.0.1:5433/drt"),
+        description="PostgreSQL connection URL (secret; never logged).",
+    )
     db_schema: str = Field("public", description="PostgreSQL schema holding the tables.")
-    pool_min: int = 1
-    pool_max: int = 5
-    timeout_s: float = 10.0
+    pool_min: int = Field(1, description="Minimum pooled connections.")
+    pool_max: int = Field(5, description="Maximum pooled connections.")
+    timeout_s: float = Field(10.0, description="Connect and statement timeout.")
 
 
 class SolverSettings(BaseModel):
     name: str = Field("ortools", description="ortools or insertion")
-    time_limit_s: float = Field(1.0, gt=0)
-    seed: int = 0
+    time_limit_s: float = Field(1.0, gt=0, description="Solver seconds per batch.")
+    seed: int = Field(0, description="Solver seed (solves are deterministic per seed).")
     workers: int = Field(1, ge=1, description="Solver processes.")
 
 
 class DispatchSettings(BaseModel):
-    batch_window_s: float = Field(2.0, gt=0)
-    batch_max_size: int = Field(50, ge=1)
-    max_wait_s: int = 1800
-    promise_before_s: int = 300
-    promise_window_s: int = 900
-    ride_alpha: float = 1.5
-    ride_beta_s: int = 600
-    late_diversion_guard_s: int = 120
-    detour_factor: float = 1.35
-    speed_kmh: float = 40.0
-    graceful_timeout_s: float = 15.0
+    batch_window_s: float = Field(
+        2.0, gt=0, description="Seconds from the first pending request to its batch."
+    )
+    batch_max_size: int = Field(50, ge=1, description="A batch this large is solved at once.")
+    max_wait_s: int = Field(1800, description="Latest pickup after an immediate booking.")
+    promise_before_s: int = Field(
+        300, description="Promised pickup window opens this long before the ETA."
+    )
+    promise_window_s: int = Field(900, description="Length of the promised pickup window.")
+    ride_alpha: float = Field(1.5, description="Max ride time = alpha * direct time + beta.")
+    ride_beta_s: int = Field(600, description="The beta of the maximum ride time, seconds.")
+    late_diversion_guard_s: int = Field(
+        120, description="A next stop this close (ETA) is not changed any more."
+    )
+    detour_factor: float = Field(1.35, description="Road distance / straight-line distance.")
+    speed_kmh: float = Field(40.0, description="Average road speed for travel times.")
+    graceful_timeout_s: float = Field(
+        15.0, description="On SIGTERM, time to finish the batch in flight."
+    )
     service_area: tuple[float, float, float, float] | None = Field(
         (54.15, 54.45, 9.45, 9.85),
         description="lat_min, lat_max, lon_min, lon_max of the service area (None: anywhere)",
     )
-    zone: str = "rendsburg"
+    zone: str = Field("rendsburg", description="Service zone id (the partition key).")
 
 
 class Settings(BaseSettings):
@@ -76,7 +89,7 @@ class Settings(BaseSettings):
     solver: SolverSettings = SolverSettings()
     dispatch: DispatchSettings = DispatchSettings()
     metrics_port: int = Field(9464, description="Prometheus metrics port (0: off).")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     def core_config(self) -> CoreConfig:
         d = self.dispatch
@@ -96,3 +109,22 @@ class Settings(BaseSettings):
             batch_max_size=d.batch_max_size,
             areas=areas,
         )
+
+
+def environment_variables() -> list[tuple[str, str, str]]:
+    """``(NAME, default, description)`` for every setting, for the README."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name.upper()}__")
+                continue
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, SecretStr):
+                default = "(secret)"
+            rows.append((f"{prefix}{name.upper()}", str(default), info.description or ""))
+
+    walk(Settings, "DRT_")
+    return rows
