@@ -9,7 +9,9 @@ time order; ``on_plan(plan, now)`` hands a vehicle its newest :class:`DriverPlan
   that leg, reporting ``PositionUpdatedV1`` every ``position_every_s`` while moving;
 * on arrival reports ``ArrivedAtStopV1`` for every consecutive planned stop there;
 * drops off at once (``PassengerAlightedV1``); for a pickup it waits until the
-  passenger is there (the promised window start, else the planned ETA), then
+  passenger is there (the promised window start, else the planned ETA) and, with
+  ``board_at_eta``, until the planned ETA (leaving early would stretch the ride
+  times of those already on board beyond the plan), then
   ``PassengerBoardedV1``, or ``NoShowV1`` after waiting ``no_show_wait_s`` if the
   passenger does not come (probability ``no_show_prob``, drawn per request from the seed);
 * dwells the service time after each boarding or alighting;
@@ -132,6 +134,7 @@ class FleetSimulator:
         dropoff_service_s: float = 30.0,
         wheelchair_service_s: float = 180.0,
         depot_margin_s: float = 60.0,
+        board_at_eta: bool = True,
     ) -> None:
         self.travel = travel
         self.seed = seed
@@ -142,6 +145,7 @@ class FleetSimulator:
         self.dropoff_service_s = dropoff_service_s
         self.wheelchair_service_s = wheelchair_service_s
         self.depot_margin_s = depot_margin_s
+        self.board_at_eta = board_at_eta
         self.vehicles = {
             c.vehicle_id: _Vehicle(cfg=c, pos=c.depot, wake_at=c.shift_start) for c in vehicles
         }
@@ -346,6 +350,8 @@ class FleetSimulator:
                 v.dwell_until = t + self._service(stop)
                 continue
             ready = max(v.arrived_at, self.ready_at.get(rid, _window_start(stop)))
+            if self.board_at_eta:  # keep to the timetable: ride times stay as planned
+                ready = max(ready, to_timestamp(stop.eta))
             if self._no_show(rid):
                 give_up = ready + self.no_show_wait_s
                 if t < give_up:

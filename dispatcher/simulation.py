@@ -1,0 +1,533 @@
+"""A service period simulated faster than real time, on the live dispatcher's core.
+
+One discrete-event loop merges three time-ordered sources: passenger events from
+the demand generator, vehicle events from the fleet simulator, and the batch due
+times of :class:`~dispatcher.core.DispatchCore`. The :class:`VirtualClock` jumps to
+the earliest of them (it never sleeps); events go to ``core.handle`` exactly as the
+live service would feed them; a due batch is ``prepare``-d, solved inline and
+``complete``-d; driver plans go back to the fleet, offers to the passengers.
+Only the transport (an in-process list instead of Kafka) and the clock differ.
+
+Solving is inline and takes no virtual time. Two strategies:
+
+* ``"each"``: the given solver (default OR-Tools) on every batch, falling back to
+  the insertion heuristic when it raises, finds no solution or drops a promised ride.
+* ``"hybrid"``: the insertion heuristic on every batch, and every ``reopt_every_s``
+  an OR-Tools re-optimisation of all open rides (no new requests) whose plan is
+  kept only if it serves every promise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Literal
+
+from dispatcher.clock import VirtualClock, to_timestamp
+from dispatcher.core import CoreConfig, DispatchCore
+from dispatcher.geo import LatLon
+from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
+from dispatcher.planning import BatchJob, PlanningConfig, build_problem, mandatory_missing
+from dispatcher.state import RideStatus
+from producers.demand import DemandOptions, generate_demand
+from producers.fleet import FleetSimulator, VehicleConfig
+from producers.scenario import Scenario
+from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
+from schemas.envelope import Event
+from schemas.passenger import RideCancelledV1, RideRequestedV1, TimeType
+from schemas.vehicle import NoShowV1, PassengerAlightedV1, PassengerBoardedV1
+from solvers.base import Solver
+from solvers.model import Plan, SolveLimits
+
+log = logging.getLogger(__name__)
+
+#: The day simulated unless told otherwise (a Thursday).
+DEFAULT_DAY = date(2026, 11, 19)
+
+Progress = Callable[[float, float, dict[str, int]], None]
+Strategy = Literal["each", "hybrid"]
+
+
+def ortools_solver() -> Solver:
+    """OR-Tools (imported lazily: only ``solvers/ortools_pdp.py`` imports ortools)."""
+    from solvers.ortools_pdp import ortools_solve  # noqa: PLC0415
+
+    return ortools_solve
+
+
+def insertion_solver() -> Solver:
+    """The insertion heuristic."""
+    from solvers.insertion import insertion_solve  # noqa: PLC0415
+
+    return insertion_solve
+
+
+def solver_by_name(name: str) -> Solver:
+    """``"ortools"`` or ``"insertion"``."""
+    if name == "ortools":
+        return ortools_solver()
+    if name == "insertion":
+        return insertion_solver()
+    raise ValueError(f"unknown solver {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SolveRecord:
+    """One solver call: when, what, how long (wall seconds), and whether it fell back."""
+
+    at: float
+    kind: Literal["batch", "reopt"]
+    solver: str
+    requests: int
+    runtime_s: float
+    fallback: bool
+    kept: bool = True
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    """What happened, the KPIs, and how long it took."""
+
+    scenario: str
+    seed: int
+    start: float
+    end: float
+    history: History
+    vehicles: list[VehicleConfig]
+    events: list[tuple[float, Event]]
+    outputs: list[tuple[float, Event]]
+    dead_letters: list[tuple[float, str, str]]
+    solves: list[SolveRecord]
+    tracks: dict[str, list[tuple[float, LatLon]]]
+    max_persons: dict[str, int]
+    stop_points: list[LatLon]
+    wall_s: float = 0.0
+    kpis: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def solve_wall_s(self) -> float:
+        return sum(s.runtime_s for s in self.solves)
+
+
+def fleet_for(
+    scenario: Scenario,
+    vehicles: int,
+    start: float,
+    end: float,
+    seats: int | None = None,
+    wheelchairs: int | None = None,
+) -> list[VehicleConfig]:
+    """``vehicles`` identical vehicles at the scenario depot, all on shift ``[start, end]``."""
+    f = scenario.fleet
+    return [
+        VehicleConfig(
+            vehicle_id=f"v{i + 1:02d}",
+            depot=f.depot,
+            shift_start=start,
+            shift_end=end,
+            seats=f.seats if seats is None else seats,
+            wheelchairs=f.wheelchairs if wheelchairs is None else wheelchairs,
+            zone=scenario.zone,
+        )
+        for i in range(vehicles)
+    ]
+
+
+def _record(e: RideRequestedV1, t: float, core: DispatchCore) -> RequestRecord:
+    pc = core.config.planning
+    a, b = LatLon(e.origin.lat, e.origin.lon), LatLon(e.destination.lat, e.destination.lon)
+    direct_s, direct_m = core.travel.leg(a, b)
+    service = pc.pickup_service_s + (pc.wheelchair_service_s if e.wheelchairs else 0)
+    desired: float | None = t
+    if e.requested_time is not None:
+        desired = (
+            max(t, to_timestamp(e.requested_time)) if e.time_type is TimeType.DEPARTURE else None
+        )
+    return RequestRecord(
+        request_id=e.request_id,
+        requested_at=t,
+        desired_pickup=desired,
+        direct_s=float(direct_s),
+        direct_m=float(direct_m),
+        max_ride_s=float(round(pc.ride_alpha * direct_s + pc.ride_beta_s)),
+        pickup_service_s=float(service),
+        persons=e.seats + e.wheelchairs,
+        prebooked=e.requested_time is not None,
+    )
+
+
+class Simulation:
+    """The loop's state; use :func:`simulate`."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        fleet: list[VehicleConfig],
+        demand: list[tuple[float, Event]],
+        start: float,
+        end: float,
+        seed: int,
+        solver: Solver,
+        solver_time_limit: float,
+        *,
+        strategy: Strategy,
+        fallback: Solver,
+        reopt_solver: Solver | None,
+        reopt_every_s: float,
+        reopt_time_limit: float,
+        core_config: CoreConfig,
+        no_show_prob: float,
+        drain_s: float,
+        progress: Progress | None,
+        fix_onboard_ride_time: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.start, self.end, self.seed = start, end, seed
+        self.solver, self.fallback = solver, fallback
+        self.limits = SolveLimits(time_limit=solver_time_limit)
+        self.strategy = strategy
+        self.reopt_solver = reopt_solver
+        self.reopt_every_s = reopt_every_s
+        self.reopt_limits = SolveLimits(time_limit=reopt_time_limit)
+        self.drain_s = drain_s
+        self.fix_onboard_ride_time = fix_onboard_ride_time
+        self.progress = progress
+        self.clock = VirtualClock(start)
+        self.core = DispatchCore(core_config, scenario.travel())
+        pc = core_config.planning
+        self.fleet = FleetSimulator(
+            fleet,
+            self.core.travel,
+            seed,
+            no_show_prob=no_show_prob,
+            pickup_service_s=pc.pickup_service_s,
+            dropoff_service_s=pc.dropoff_service_s,
+            wheelchair_service_s=pc.wheelchair_service_s,
+        )
+        self.vehicles = fleet
+        self.demand = deque(demand)
+        self.history = History(
+            start=start,
+            end=end,
+            shifts=[
+                Shift(v.vehicle_id, v.shift_start, v.shift_end, v.seats + v.wheelchairs)
+                for v in fleet
+            ],
+        )
+        self.events: list[tuple[float, Event]] = []
+        self.outputs: list[tuple[float, Event]] = []
+        self.dead_letters: list[tuple[float, str, str]] = []
+        self.solves: list[SolveRecord] = []
+        self.stop_points: list[LatLon] = []
+        self.next_reopt = start + reopt_every_s if reopt_solver is not None else None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> SimulationResult:
+        wall = time.perf_counter()
+        hard_stop = self.end + self.drain_s
+        total = hard_stop - self.start
+        counts = {"requests": 0, "offers": 0, "rejections": 0}
+        last_progress = self.start
+        while True:
+            candidates = [t for t in self._next_times() if t is not None]
+            if not candidates:
+                break
+            t = max(min(candidates), self.clock.now())
+            if t > hard_stop:
+                break
+            self.clock.set(t)
+            for te, event in self.fleet.advance(t):
+                self._feed(te, event)
+            while self.demand and self.demand[0][0] <= t:
+                te, event = self.demand.popleft()
+                self._feed(max(te, t), event)
+            if self.core.due(t):
+                self._batch(t)
+            if self.next_reopt is not None and t >= self.next_reopt:
+                self._reoptimise(t)
+                self.next_reopt = t + self.reopt_every_s if t < self.end else None
+            if self.progress is not None and t - last_progress >= 60:
+                last_progress = t
+                counts["requests"] = len(self.history.requests)
+                counts["offers"] = len(self.history.offers)
+                counts["rejections"] = len(self.history.rejections)
+                self.progress(t - self.start, total, counts)
+            if t >= self.end and self.fleet.finished and not self.demand:
+                break
+        if self.progress is not None:
+            self.progress(total, total, counts)
+        self.history.outcomes = {
+            rid: (ride.status.value, ride.outcome_reason)
+            for rid, ride in self.core.state.rides.items()
+        }
+        result = SimulationResult(
+            scenario=self.scenario.name,
+            seed=self.seed,
+            start=self.start,
+            end=self.end,
+            history=self.history,
+            vehicles=self.vehicles,
+            events=self.events,
+            outputs=self.outputs,
+            dead_letters=self.dead_letters,
+            solves=self.solves,
+            tracks=self.fleet.tracks(),
+            max_persons=self.fleet.max_persons(),
+            stop_points=self.stop_points,
+        )
+        self.history.segments = list(self.fleet.segments)
+        result.kpis = compute_kpis(self.history)
+        result.wall_s = time.perf_counter() - wall
+        return result
+
+    def _next_times(self) -> list[float | None]:
+        return [
+            self.demand[0][0] if self.demand else None,
+            self.fleet.next_event_at(),
+            self.core.next_due_at(),
+            self.next_reopt,
+        ]
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _feed(self, t: float, event: Event) -> None:
+        self.events.append((t, event))
+        h = self.history
+        match event:
+            case RideRequestedV1():
+                h.requests.append(_record(event, t, self.core))
+                self.stop_points.extend(
+                    (
+                        LatLon(event.origin.lat, event.origin.lon),
+                        LatLon(event.destination.lat, event.destination.lon),
+                    )
+                )
+            case RideCancelledV1():
+                ride = self.core.state.rides.get(event.request_id)
+                if ride is not None and not ride.status.final and ride.status.value != "onboard":
+                    h.cancelled[event.request_id] = t
+            case PassengerBoardedV1():
+                h.boarded[event.request_id] = t
+            case PassengerAlightedV1():
+                h.alighted[event.request_id] = t
+            case NoShowV1():
+                h.no_shows[event.request_id] = t
+        handled = self.core.handle(event, t)
+        if handled.dead_letter is not None:
+            self.dead_letters.append((t, event.type, handled.dead_letter))
+            log.info("dead letter at %s: %s", t, handled.dead_letter)
+        self._route(t, handled.outputs)
+
+    def _route(self, t: float, outputs: list[Event]) -> None:
+        # Offers first: a passenger knows the promised window before the driver arrives.
+        for event in outputs:
+            self.outputs.append((t, event))
+            if isinstance(event, RideOfferedV1):
+                self.history.offers[event.request_id] = (t, event)
+                self.fleet.on_offer(event)
+            elif isinstance(event, RideRejectedV1):
+                self.history.rejections[event.request_id] = (t, event)
+        for event in outputs:
+            if isinstance(event, DriverPlanV1):
+                self.fleet.on_plan(event, t)
+
+    # -- solving --------------------------------------------------------------------------
+
+    def _onboard_ride_limits(self, job: BatchJob) -> BatchJob:
+        """Work around ``build_problem`` restarting the ride-time clock of riders on board.
+
+        ``build_problem`` sends ``picked_up_at = rel(boarding)``, which clips a past
+        boarding to 0 (now), so each batch grants riders on board their whole max ride
+        time again. Here the remaining ride time is computed from the real boarding
+        (plus pickup service, the model's definition), but never below the currently
+        planned drop-off, so a delay cannot make the problem infeasible.
+        """
+        if not self.fix_onboard_ride_time:
+            return job
+        requests = []
+        changed = False
+        for request in job.problem.requests:
+            r = request
+            ride = self.core.state.rides.get(r.id)
+            if (
+                r.onboard_vehicle is None
+                or r.max_ride_time is None
+                or ride is None
+                or ride.picked_up_at is None
+                or ride.status is not RideStatus.ONBOARD
+            ):
+                requests.append(r)
+                continue
+            latest = ride.picked_up_at + r.pickup_service + r.max_ride_time - job.epoch
+            if ride.dropoff_eta is not None:
+                latest = max(latest, ride.dropoff_eta - job.epoch)
+            limit = max(0, math.floor(latest) - (r.picked_up_at or 0))
+            if limit < r.max_ride_time:
+                r, changed = replace(r, max_ride_time=limit), True
+            requests.append(r)
+        if not changed:
+            return job
+        return replace(job, problem=replace(job.problem, requests=tuple(requests)))
+
+    def _solve(self, job: BatchJob, solver: Solver, limits: SolveLimits) -> tuple[Plan, bool]:
+        """Solve; the fallback plan when the solver fails. (plan, fell back)"""
+        try:
+            plan = solver(job.problem, limits, seed=self.seed)
+            if plan.stats.first_solution_found and not mandatory_missing(job, plan):
+                return plan, False
+            log.warning("solver found no acceptable plan for %s; falling back", job.problem.name)
+        except Exception:  # a solver bug must not stop the simulated service
+            log.exception("solver failed on %s; falling back", job.problem.name)
+        if solver is self.fallback:
+            raise RuntimeError(f"the fallback solver failed on {job.problem.name}")
+        return self.fallback(job.problem, limits, seed=self.seed), True
+
+    def _batch(self, t: float) -> None:
+        job = self.core.prepare(t)
+        if job is None:
+            return
+        job = self._onboard_ride_limits(job)
+        solver = self.fallback if self.strategy == "hybrid" else self.solver
+        wall = time.perf_counter()
+        plan, fell_back = self._solve(job, solver, self.limits)
+        self.solves.append(
+            SolveRecord(
+                t,
+                "batch",
+                plan.stats.solver,
+                len(job.problem.requests),
+                time.perf_counter() - wall,
+                fell_back,
+            )
+        )
+        self._route(t, self.core.complete(job, plan, t))
+
+    def _reoptimise(self, t: float) -> None:
+        """Re-plan all open rides with the re-optimisation solver; keep it only if safe."""
+        assert self.reopt_solver is not None
+        if self.core.batch.pending:
+            return  # a batch is waiting: let it go first
+        state = self.core.state
+        job = build_problem(state, [], t, self.core.travel, self.core.config.planning)
+        job = self._onboard_ride_limits(job)
+        if not job.problem.requests:
+            return
+        wall = time.perf_counter()
+        kept = False
+        try:
+            plan = self.reopt_solver(job.problem, self.reopt_limits, seed=self.seed)
+            kept = plan.stats.first_solution_found and not mandatory_missing(job, plan)
+        except Exception:
+            log.exception("re-optimisation failed at %s", t)
+            plan = None
+        self.solves.append(
+            SolveRecord(
+                t,
+                "reopt",
+                plan.stats.solver if plan else "error",
+                len(job.problem.requests),
+                time.perf_counter() - wall,
+                False,
+                kept,
+            )
+        )
+        if kept and plan is not None:
+            self._route(t, self.core.complete(job, plan, t))
+
+
+def simulate(
+    scenario: Scenario,
+    vehicles: int | None = None,
+    hours: float | None = None,
+    seed: int = 1,
+    solver: Solver | None = None,
+    solver_time_limit: float = 0.2,
+    *,
+    start_hour: float | None = None,
+    day: date = DEFAULT_DAY,
+    strategy: Strategy = "each",
+    fallback: Solver | None = None,
+    reopt_solver: Solver | None = None,
+    reopt_every_s: float = 900.0,
+    reopt_time_limit: float = 2.0,
+    demand: list[tuple[float, Event]] | None = None,
+    demand_options: DemandOptions | None = None,
+    planning: PlanningConfig | None = None,
+    batch_window_s: float = 2.0,
+    no_show_prob: float = 0.02,
+    drain_s: float = 3 * 3600.0,
+    seats: int | None = None,
+    wheelchairs: int | None = None,
+    progress: Progress | None = None,
+    fix_onboard_ride_time: bool = True,
+) -> SimulationResult:
+    """Simulate ``hours`` of service from ``start_hour`` (local) on ``day``.
+
+    Parameters
+    ----------
+    scenario
+        The region (``load_scenario("rendsburg")``).
+    vehicles, hours, start_hour
+        Fleet size and service period; default to the scenario's fleet and hours.
+    solver, solver_time_limit
+        The per-batch solver (default OR-Tools) and its time limit in wall seconds.
+    strategy
+        ``"each"`` solves every batch with ``solver``; ``"hybrid"`` solves batches with
+        the insertion heuristic and re-optimises with ``reopt_solver`` (default
+        OR-Tools) every ``reopt_every_s`` virtual seconds for ``reopt_time_limit``.
+    demand
+        Pre-generated ``(time, event)`` passenger events; generated from the scenario
+        and ``seed`` when None.
+    no_show_prob
+        Probability that a passenger does not come to the pickup.
+    drain_s
+        How long after the service end the loop may run to finish rides.
+    fix_onboard_ride_time
+        Work around the core restarting the ride-time limit of riders on board at each
+        batch (see ``Simulation._onboard_ride_limits``).
+    progress
+        Called as ``progress(simulated_s, total_s, counts)`` about every simulated minute.
+    """
+    hours = hours if hours is not None else scenario.service_end_hour - scenario.service_start_hour
+    start_h = start_hour if start_hour is not None else scenario.service_start_hour
+    start = scenario.local_time(day, start_h)
+    end = start + hours * 3600
+    fleet = fleet_for(scenario, vehicles or scenario.fleet.vehicles, start, end, seats, wheelchairs)
+    if demand is None:
+        demand = generate_demand(scenario, start, end, seed, demand_options)
+    fallback = fallback or insertion_solver()
+    if strategy == "hybrid" and reopt_solver is None:
+        reopt_solver = solver or ortools_solver()
+    core_config = CoreConfig(
+        planning=planning or PlanningConfig(),
+        batch_window_s=batch_window_s,
+        areas={scenario.zone: scenario.area},
+        source="dispatcher",
+    )
+    sim = Simulation(
+        scenario,
+        fleet,
+        demand,
+        start,
+        end,
+        seed,
+        solver or ortools_solver(),
+        solver_time_limit,
+        strategy=strategy,
+        fallback=fallback,
+        reopt_solver=reopt_solver if strategy == "hybrid" else None,
+        reopt_every_s=reopt_every_s,
+        reopt_time_limit=reopt_time_limit,
+        core_config=core_config,
+        no_show_prob=no_show_prob,
+        drain_s=drain_s,
+        progress=progress,
+        fix_onboard_ride_time=fix_onboard_ride_time,
+    )
+    return sim.run()
