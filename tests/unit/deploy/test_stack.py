@@ -32,7 +32,11 @@ def k8s_docs() -> list[dict[str, Any]]:
 
 
 def k8s(kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [d for d in k8s_docs() if d["kind"] == kind and name in (None, d.get("metadata", {}).get("name"))]
+    found = [
+        d
+        for d in k8s_docs()
+        if d["kind"] == kind and name in (None, d.get("metadata", {}).get("name"))
+    ]
     assert len(found) == 1, (kind, name, len(found))
     return found[0]
 
