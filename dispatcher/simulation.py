@@ -42,7 +42,7 @@ from schemas.envelope import Event
 from schemas.passenger import RideCancelledV1, RideRequestedV1, TimeType
 from schemas.vehicle import NoShowV1, PassengerAlightedV1, PassengerBoardedV1
 from solvers.base import Solver
-from solvers.model import Plan, SolveLimits
+from solvers.model import Plan, SolveLimits, SolveStats
 
 log = logging.getLogger(__name__)
 
@@ -384,9 +384,14 @@ class Simulation:
             log.warning("solver found no acceptable plan for %s; falling back", job.problem.name)
         except Exception:  # a solver bug must not stop the simulated service
             log.exception("solver failed on %s; falling back", job.problem.name)
-        if solver is self.fallback:
-            raise RuntimeError(f"the fallback solver failed on {job.problem.name}")
-        return self.fallback(job.problem, limits, seed=self.seed), True
+        if solver is not self.fallback:
+            try:
+                return self.fallback(job.problem, limits, seed=self.seed), True
+            except Exception:
+                log.exception("fallback solver failed on %s", job.problem.name)
+        # Nothing usable: an empty plan makes the core keep the committed routes and
+        # reject the batch's new requests, as the live service would.
+        return Plan(routes=(), unassigned=(), stats=SolveStats("none", 0, 0.0, fallback=True)), True
 
     def _batch(self, t: float) -> None:
         job = self.core.prepare(t)

@@ -151,6 +151,7 @@ class FleetSimulator:
         }
         self.segments: list[Segment] = []
         self.ready_at: dict[str, float] = {}  # passenger at the stop from (promised start)
+        self.ready_until: dict[str, float] = {}  # promised window end
         self.no_shows: set[str] = set()
         self.now = min((c.shift_start for c in vehicles), default=0.0)
 
@@ -159,6 +160,7 @@ class FleetSimulator:
     def on_offer(self, offer: RideOfferedV1) -> None:
         """The passenger learns the promised window and comes to the stop at its start."""
         self.ready_at[offer.request_id] = to_timestamp(offer.pickup_window_start)
+        self.ready_until[offer.request_id] = to_timestamp(offer.pickup_window_end)
 
     def on_plan(self, plan: DriverPlanV1, now: float) -> None:
         """Take a vehicle's new plan (ignored unless its version is newer)."""
@@ -350,8 +352,12 @@ class FleetSimulator:
                 v.dwell_until = t + self._service(stop)
                 continue
             ready = max(v.arrived_at, self.ready_at.get(rid, _window_start(stop)))
-            if self.board_at_eta:  # keep to the timetable: ride times stay as planned
-                ready = max(ready, to_timestamp(stop.eta))
+            if self.board_at_eta:  # keep to the timetable, but never past the promise
+                eta = to_timestamp(stop.eta)
+                until = self.ready_until.get(rid)
+                if until is None and stop.window_end is not None:
+                    until = to_timestamp(stop.window_end)
+                ready = max(ready, eta if until is None else min(eta, until))
             if self._no_show(rid):
                 give_up = ready + self.no_show_wait_s
                 if t < give_up:

@@ -34,8 +34,12 @@ from solvers.model import (
 _Item = tuple[Request, StopKind]
 
 
-def _timing(problem: Problem, vi: int, items: list[_Item]) -> tuple[list[Stop], int] | None:
-    """Stops with times and the route distance, or None if the route is infeasible."""
+def _timing(problem: Problem, vi: int, items: list[_Item]) -> tuple[list[Stop], int, int] | None:
+    """Stops with times, distance and the lateness of promised stops, or None if infeasible.
+
+    Promised stops (penalty None) may be late (a delay must not make them unplannable);
+    an insertion is accepted only if it adds no lateness.
+    """
     v = problem.vehicles[vi]
     t, loc, dist = v.start_time, v.start, 0
     seats = sum(r.seats for r in problem.requests if r.onboard_vehicle == v.id)
@@ -44,14 +48,18 @@ def _timing(problem: Problem, vi: int, items: list[_Item]) -> tuple[list[Stop], 
         r.id: r.picked_up_at or 0 for r in problem.requests if r.onboard_vehicle == v.id
     }
     stops = []
+    late = 0
     for r, kind in items:
         at = r.pickup if kind is StopKind.PICKUP else r.dropoff
         arrival = t + problem.duration[loc][at]
         dist += problem.distance[loc][at]
         window = r.pickup_window if kind is StopKind.PICKUP else r.dropoff_window
         start = max(arrival, window.earliest)
+        soft = r.penalty is None  # a promise: a delay must not make it unplannable
         if start > window.latest:
-            return None
+            if not soft:
+                return None
+            late += start - window.latest
         if kind is StopKind.PICKUP:
             seats, wheel = seats + r.seats, wheel + r.wheelchairs
             if seats > v.seats or wheel > v.wheelchairs:
@@ -61,15 +69,18 @@ def _timing(problem: Problem, vi: int, items: list[_Item]) -> tuple[list[Stop], 
         else:
             if r.id not in picked:
                 return None
-            if r.max_ride_time is not None and start - picked[r.id] > r.max_ride_time:
-                return None
+            over = start - picked[r.id] - (r.max_ride_time or 0)
+            if r.max_ride_time is not None and over > 0:
+                if not soft:
+                    return None
+                late += over
             seats, wheel = seats - r.seats, wheel - r.wheelchairs
             depart = start + r.dropoff_service
         stops.append(Stop(r.id, kind, at, arrival, start, depart))
         t, loc = depart, at
     if t + problem.duration[loc][v.end] > v.end_time:
         return None
-    return stops, dist + problem.distance[loc][v.end]
+    return stops, dist + problem.distance[loc][v.end], late
 
 
 def greedy_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Plan:
@@ -96,14 +107,18 @@ def greedy_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Pla
             if r.allowed_vehicles is not None and v.id not in r.allowed_vehicles:
                 continue
             base = _timing(problem, vi, routes[vi])
-            base_d = base[1] if base else 0
+            if base is None:
+                continue
+            base_d, base_late = base[1], base[2]
             items = routes[vi]
             for i in range(len(items) + 1):
                 for j in range(i, len(items) + 1):
                     cand = [*items[:i], (r, StopKind.PICKUP), *items[i:j],
                             (r, StopKind.DROPOFF), *items[j:]]  # fmt: skip
                     timed = _timing(problem, vi, cand)
-                    if timed and (best is None or timed[1] - base_d < best[0]):
+                    if timed is None or timed[2] > base_late:
+                        continue
+                    if best is None or timed[1] - base_d < best[0]:
                         best = (timed[1] - base_d, vi, cand)
         if best is None:
             unassigned.append(Unassigned(r.id, "no_feasible_insertion"))
@@ -111,8 +126,7 @@ def greedy_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Pla
             routes[best[1]] = best[2]
     out = []
     for vi, v in enumerate(problem.vehicles):
-        timed = _timing(problem, vi, routes[vi]) or ([], 0)
-        stops, dist = timed
+        stops, dist, _ = _timing(problem, vi, routes[vi]) or ([], 0, 0)
         end = stops[-1].departure if stops else v.start_time
         out.append(Route(v.id, tuple(stops), v.start_time, end, dist))
     return Plan(tuple(out), tuple(unassigned), SolveStats("greedy-test", 0, 0.0))
