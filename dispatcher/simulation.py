@@ -460,7 +460,7 @@ def simulate(
     fallback: Solver | None = None,
     reopt_solver: Solver | None = None,
     reopt_every_s: float = 900.0,
-    reopt_time_limit: float = 2.0,
+    reopt_time_limit: float = 1.0,
     demand: list[tuple[float, Event]] | None = None,
     demand_options: DemandOptions | None = None,
     planning: PlanningConfig | None = None,
