@@ -40,8 +40,17 @@ apt_install() {
         _drt_apt_updated=1
     fi
     log "apt-get install $*"
+    # A policy-rc.d that exits 101 keeps maintainer scripts from starting
+    # services (Debian's postgresql would grab port 5432); we start our own.
+    local policy=/usr/sbin/policy-rc.d own_policy= rc=0
+    if [[ ! -e $policy ]]; then
+        as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod +x $policy"
+        own_policy=1
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends "$@" >&2
+        --no-install-recommends "$@" >&2 || rc=$?
+    [[ -z $own_policy ]] || as_root rm -f "$policy"
+    return "$rc"
 }
 
 # port_open HOST PORT: true when something accepts TCP connections there.
