@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the Apache Kafka broker jars from Maven Central into the cache:
 #   $DRT_CACHE_DIR/kafka-$DRT_KAFKA_VERSION/libs/*.jar
-# Does nothing when they are already there. Needs java and mvn.
+# Does nothing when they are already there. Installs java and mvn when missing.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -11,7 +11,8 @@ if [[ -f $stamp ]]; then
     exit 0
 fi
 
-have mvn || die "mvn not found (apt-get install maven)"
+have java || apt_install default-jre-headless
+have mvn || apt_install maven
 log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_LIBS"
 started=$SECONDS
 # Resolve into a temporary directory and rename, so an interrupted fetch never

@@ -31,7 +31,7 @@ for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
     fi
 done
 
-have java || die "java not found (apt-get install default-jre-headless)"
+have java || apt_install default-jre-headless
 bash "$here/fetch.sh"
 
 mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
