@@ -209,7 +209,7 @@ async def check_alerts(prom: Prometheus) -> list[str]:
     metric is proposed or only appears on its first increment (SPARSE_METRICS)."""
     problems = []
     rules = alert_rules()
-    loaded = {}
+    loaded: dict[str, dict[str, Any]] = {}
     async with asyncio.timeout(30):
         while len(loaded) < len(rules) or any(r["health"] == "unknown" for r in loaded.values()):
             groups = (await prom.get("/api/v1/rules"))["data"]["groups"]
