@@ -46,7 +46,7 @@ class BatchPolicy:
         return None if self._opened_at is None else self._opened_at + self.window_s
 
     def take(self) -> list[str]:
-        """Up to ``max_size`` oldest requests; the rest open a new window now."""
+        """Up to ``max_size`` oldest requests; the rest keep their window (so stay due)."""
         batch, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
         if not self._pending:
             self._opened_at = None

@@ -338,6 +338,7 @@ class DispatchCore:
         outputs: list[Event] = []
         new = set(job.new_ids)
         offered: dict[str, Ride] = {}
+        replanned: list[VehicleState] = []
         for route in plan.routes:
             vehicle = self.state.vehicles[route.vehicle_id]
             stops: list[VehicleStop] = []
@@ -366,7 +367,7 @@ class DispatchCore:
             for ride_id in {s.request_id for s in route.stops} & new:
                 self.state.rides[ride_id].vehicle_id = vehicle.vehicle_id
             if changed:
-                outputs.append(self._new_plan_version(vehicle, now))
+                replanned.append(vehicle)
         for ride_id in job.new_ids:
             pending = self.state.rides.get(ride_id)
             if pending is None or pending.status is not RideStatus.PENDING:
@@ -382,6 +383,8 @@ class DispatchCore:
                         now,
                     )
                 )
+        # Driver plans last: they carry the pickup windows just promised.
+        outputs.extend(self._new_plan_version(v, now) for v in replanned)
         self.state.forget_final(now - self.config.forget_after_s)
         return outputs
 

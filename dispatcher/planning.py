@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from dispatcher.geo import LatLon, TravelModel
+from dispatcher.geo import LatLon, TravelModel, interpolate
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from solvers.model import (
     HORIZON,
@@ -74,6 +74,18 @@ def _service(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
     return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
 
 
+def _estimated_position(v: VehicleState, now: float) -> LatLon:
+    """Where the vehicle is now: between its last report and its next stop, by the ETA."""
+    if not v.stops or v.stops[0].arrived or now <= v.position_at:
+        return v.position
+    first = v.stops[0]
+    if first.eta <= v.position_at:
+        return v.position
+    return interpolate(
+        v.position, first.location, (now - v.position_at) / (first.eta - v.position_at)
+    )
+
+
 def _locked_stop(v: VehicleState, now: float, cfg: PlanningConfig) -> VehicleStop | None:
     if not v.stops:
         return None
@@ -110,7 +122,7 @@ def build_problem(
         on_shift = v.active and v.shift_end > now
         if not (on_shift or has_work):
             continue
-        start, start_time = loc(v.position), max(0, rel(v.position_at))
+        start, start_time = loc(_estimated_position(v, now)), 0
         lock = _locked_stop(v, now, cfg)
         if lock is not None:
             ride = state.rides[lock.request_id]
@@ -163,18 +175,26 @@ def build_problem(
             if vehicle not in vehicle_ids:
                 continue
             assert vehicle is not None
-            if ride.status is RideStatus.ONBOARD:
-                picked = rel(ride.picked_up_at or now)
-            else:
-                picked = lock_pickup_time[ride.request_id]
             if locked.get(vehicle) and locked[vehicle].ref == (ride.request_id, "dropoff"):
                 continue  # the drop-off is the locked stop itself
+            if ride.status is RideStatus.ONBOARD:
+                # Times before the epoch clip to 0, so give the ride time that is left
+                # instead; never less than the drop-off already planned (a delay that
+                # happened must not make the problem infeasible).
+                service_end = (ride.picked_up_at or now) + pickup_svc
+                left = ride.max_ride_s - (epoch - service_end)
+                if ride.dropoff_eta is not None:
+                    left = max(left, rel(ride.dropoff_eta))
+                picked, max_ride = 0, max(0, round(left))
+            else:
+                picked, max_ride = lock_pickup_time[ride.request_id], ride.max_ride_s
             requests.append(
                 replace(
                     common,
                     dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
                     onboard_vehicle=vehicle,
                     picked_up_at=picked,
+                    max_ride_time=max_ride,
                 )
             )
         elif ride.status is RideStatus.OFFERED:

@@ -20,11 +20,10 @@ Solving is inline and takes no virtual time. Two strategies:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -33,7 +32,6 @@ from dispatcher.core import CoreConfig, DispatchCore
 from dispatcher.geo import LatLon
 from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
 from dispatcher.planning import BatchJob, PlanningConfig, build_problem, mandatory_missing
-from dispatcher.state import RideStatus
 from producers.demand import DemandOptions, generate_demand
 from producers.fleet import FleetSimulator, VehicleConfig
 from producers.scenario import Scenario
@@ -184,7 +182,6 @@ class Simulation:
         no_show_prob: float,
         drain_s: float,
         progress: Progress | None,
-        fix_onboard_ride_time: bool = True,
     ) -> None:
         self.scenario = scenario
         self.start, self.end, self.seed = start, end, seed
@@ -195,7 +192,6 @@ class Simulation:
         self.reopt_every_s = reopt_every_s
         self.reopt_limits = SolveLimits(time_limit=reopt_time_limit)
         self.drain_s = drain_s
-        self.fix_onboard_ride_time = fix_onboard_ride_time
         self.progress = progress
         self.clock = VirtualClock(start)
         self.core = DispatchCore(core_config, scenario.travel())
@@ -339,42 +335,6 @@ class Simulation:
 
     # -- solving --------------------------------------------------------------------------
 
-    def _onboard_ride_limits(self, job: BatchJob) -> BatchJob:
-        """Work around ``build_problem`` restarting the ride-time clock of riders on board.
-
-        ``build_problem`` sends ``picked_up_at = rel(boarding)``, which clips a past
-        boarding to 0 (now), so each batch grants riders on board their whole max ride
-        time again. Here the remaining ride time is computed from the real boarding
-        (plus pickup service, the model's definition), but never below the currently
-        planned drop-off, so a delay cannot make the problem infeasible.
-        """
-        if not self.fix_onboard_ride_time:
-            return job
-        requests = []
-        changed = False
-        for request in job.problem.requests:
-            r = request
-            ride = self.core.state.rides.get(r.id)
-            if (
-                r.onboard_vehicle is None
-                or r.max_ride_time is None
-                or ride is None
-                or ride.picked_up_at is None
-                or ride.status is not RideStatus.ONBOARD
-            ):
-                requests.append(r)
-                continue
-            latest = ride.picked_up_at + r.pickup_service + r.max_ride_time - job.epoch
-            if ride.dropoff_eta is not None:
-                latest = max(latest, ride.dropoff_eta - job.epoch)
-            limit = max(0, math.floor(latest) - (r.picked_up_at or 0))
-            if limit < r.max_ride_time:
-                r, changed = replace(r, max_ride_time=limit), True
-            requests.append(r)
-        if not changed:
-            return job
-        return replace(job, problem=replace(job.problem, requests=tuple(requests)))
-
     def _solve(self, job: BatchJob, solver: Solver, limits: SolveLimits) -> tuple[Plan, bool]:
         """Solve; the fallback plan when the solver fails. (plan, fell back)"""
         try:
@@ -397,7 +357,6 @@ class Simulation:
         job = self.core.prepare(t)
         if job is None:
             return
-        job = self._onboard_ride_limits(job)
         solver = self.fallback if self.strategy == "hybrid" else self.solver
         wall = time.perf_counter()
         plan, fell_back = self._solve(job, solver, self.limits)
@@ -420,7 +379,6 @@ class Simulation:
             return  # a batch is waiting: let it go first
         state = self.core.state
         job = build_problem(state, [], t, self.core.travel, self.core.config.planning)
-        job = self._onboard_ride_limits(job)
         if not job.problem.requests:
             return
         wall = time.perf_counter()
@@ -470,7 +428,6 @@ def simulate(
     seats: int | None = None,
     wheelchairs: int | None = None,
     progress: Progress | None = None,
-    fix_onboard_ride_time: bool = True,
 ) -> SimulationResult:
     """Simulate ``hours`` of service from ``start_hour`` (local) on ``day``.
 
@@ -493,9 +450,6 @@ def simulate(
         Probability that a passenger does not come to the pickup.
     drain_s
         How long after the service end the loop may run to finish rides.
-    fix_onboard_ride_time
-        Work around the core restarting the ride-time limit of riders on board at each
-        batch (see ``Simulation._onboard_ride_limits``).
     progress
         Called as ``progress(simulated_s, total_s, counts)`` about every simulated minute.
     """
@@ -533,6 +487,5 @@ def simulate(
         no_show_prob=no_show_prob,
         drain_s=drain_s,
         progress=progress,
-        fix_onboard_ride_time=fix_onboard_ride_time,
     )
     return sim.run()
