@@ -25,7 +25,8 @@ mvn -B -q -f "$(dirname "${BASH_SOURCE[0]}")/pom.xml" \
     -Dstyle.color=never -Dmaven.repo.local="$DRT_CACHE_DIR/m2" \
     -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >&2
+    -DincludeScope=runtime -DoutputDirectory="$tmp/libs" 2>&1 \
+    | sed 's/\x1b\[[0-9;]*m//g' >&2 # Debian's mvn 3.8 prints colour codes even with -B
 [[ -f $tmp/libs/kafka_2.13-$KAFKA_VERSION.jar ]] \
     || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
 date -u +%FT%TZ >"$tmp/.complete"

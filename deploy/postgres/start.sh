@@ -31,6 +31,9 @@ PG_DIR="$(pg_pick_dir)"
 PG_DATA="$PG_DIR/data"
 PG_LOG="$PG_DIR/postgres.log"
 if ((${#PG_DIR} <= 90)); then PG_SOCKET_DIR="$PG_DIR"; else PG_SOCKET_DIR=/tmp; fi
+if [[ -z ${DRT_PG_DIR:-} && $PG_DIR != "$DRT_VAR_DIR/postgres" ]]; then
+    log "user $PG_OS_USER cannot reach $DRT_VAR_DIR; the cluster lives in $PG_DIR"
+fi
 
 psql_admin() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" \
