@@ -92,15 +92,21 @@ fi
 
 log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (logs in $KAFKA_LOGS)"
 started=$SECONDS
-# setsid: the broker outlives this script and the shell's process group.
-# shellcheck disable=SC2086  # KAFKA_HEAP_OPTS holds several options
-setsid nohup java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+# setsid: the broker outlives this script and the shell's process group. The
+# inner shell writes its own pid, which exec hands on to java, so the pid file
+# is right even when setsid has to fork.
+# shellcheck disable=SC2016,SC2086  # $$ is for the inner shell; KAFKA_HEAP_OPTS holds several options
+setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID" \
+    java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$here/log4j2.properties" -Dkafka.logs.dir="$KAFKA_LOGS" \
     -cp "$classpath" kafka.Kafka "$KAFKA_CONFIG" \
     </dev/null >>"$KAFKA_LOGS/stdout.log" 2>&1 &
-pid=$!
-echo "$pid" >"$KAFKA_PID"
+for _ in {1..50}; do
+    [[ -s $KAFKA_PID ]] && break
+    sleep 0.1
+done
+pid="$(tr -dc 0-9 <"$KAFKA_PID" 2>/dev/null)" || die "no pid in $KAFKA_PID; see $KAFKA_LOGS/stdout.log"
 
 if ! wait_for_port "$KAFKA_HOST" "$KAFKA_PORT" "${DRT_KAFKA_START_TIMEOUT:-90}" "$pid"; then
     tail_log "$KAFKA_LOGS/stdout.log" 20
