@@ -1,0 +1,509 @@
+"""Cheapest feasible insertion: the baseline, the fallback and the warm start.
+
+:func:`insertion_solve` builds a plan request by request: every request goes
+to the vehicle and the pair of positions (pickup, drop-off) that add the least
+cost while the whole route stays feasible (checked by
+:class:`~solvers.schedule.Scheduler`, ride times included). It starts from
+``problem.hint`` (hinted routes are kept when feasible, repaired otherwise),
+serves passengers on board and mandatory requests first, then the optional
+ones by pickup time. A short remove-and-reinsert pass improves the result
+while the time limit allows. Everything is deterministic for a seed; the seed
+only breaks ties in the order of requests.
+
+:func:`insert_request` is the cheap path for the dispatcher: put ONE request
+into existing routes, keeping the order of the stops already planned.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from solvers.model import (
+    Plan,
+    Problem,
+    Request,
+    Route,
+    SolveLimits,
+    SolveStats,
+    StopKind,
+    StopRef,
+    Unassigned,
+    Vehicle,
+)
+from solvers.schedule import Infeasible, Scheduler, Sequenced, Times
+
+P, D = StopKind.PICKUP, StopKind.DROPOFF
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    cost: int
+    vehicle_id: str
+    stops: list[Sequenced]
+    times: Times
+
+
+class InsertionState:
+    """Routes under construction: stop sequences per vehicle with their schedules."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.scheduler = Scheduler(problem)
+        self.vehicles = {v.id: v for v in problem.vehicles}
+        self.seqs: dict[str, list[Sequenced]] = {v.id: [] for v in problem.vehicles}
+        self.times: dict[str, Times | None] = {v.id: None for v in problem.vehicles}
+        self.unassigned: dict[str, str] = {}
+        self.evaluations = 0
+
+    # -- cost ------------------------------------------------------------------
+
+    def route_cost(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> int:
+        """Distance of the route plus the vehicle's fixed cost when it is used."""
+        dist = self.problem.distance
+        here = vehicle.start
+        total = 0
+        for r, kind in stops:
+            loc = r.pickup if kind is P else r.dropoff
+            total += dist[here][loc]
+            here = loc
+        total += dist[here][vehicle.end]
+        return total + (vehicle.fixed_cost if stops else 0)
+
+    def total_cost(self) -> int:
+        """Objective of the current routes (penalties of unserved requests included)."""
+        cost = sum(self.route_cost(v, self.seqs[v.id]) for v in self.problem.vehicles)
+        for rid in self.unassigned:
+            r = self.scheduler.requests[rid]
+            cost += r.penalty if r.penalty is not None else 0
+        return cost
+
+    # -- moves -----------------------------------------------------------------
+
+    def set_route(self, vehicle_id: str, stops: list[Sequenced]) -> bool:
+        """Replace a route if the new sequence is feasible."""
+        times = self.evaluate(self.vehicles[vehicle_id], stops)
+        if isinstance(times, Infeasible):
+            return False
+        self.seqs[vehicle_id] = stops
+        self.times[vehicle_id] = times
+        return True
+
+    def evaluate(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> Times | Infeasible:
+        self.evaluations += 1
+        return self.scheduler.times(vehicle, stops)
+
+    def allowed(self, r: Request) -> list[Vehicle]:
+        if r.onboard_vehicle is not None:
+            v = self.vehicles.get(r.onboard_vehicle)
+            return [v] if v is not None else []
+        ids = r.allowed_vehicles
+        return [
+            v
+            for v in self.problem.vehicles
+            if (ids is None or v.id in ids)
+            and r.seats <= v.seats
+            and r.wheelchairs <= v.wheelchairs
+        ]
+
+    def _bounds(self, v: Vehicle, seq: Sequence[Sequenced]) -> tuple[list[int], ...]:
+        """Locations, service, earliest and latest service starts, no-wait chain times.
+
+        Earliest starts ignore ride times, latest starts ignore ride times and
+        later waiting: both are necessary conditions used to skip hopeless
+        insertions before the exact scheduler sees them.
+        """
+        dur = self.problem.duration
+        n = len(seq)
+        loc = [v.start] * (n + 2)
+        svc = [0] * (n + 2)
+        early = [v.start_time] * (n + 2)
+        late = [v.end_time] * (n + 2)
+        for k, (x, kind) in enumerate(seq, start=1):
+            if kind is P:
+                loc[k], svc[k] = x.pickup, x.pickup_service
+                early[k], late[k] = x.pickup_window.earliest, x.pickup_window.latest
+            else:
+                loc[k], svc[k] = x.dropoff, x.dropoff_service
+                early[k], late[k] = x.dropoff_window.earliest, x.dropoff_window.latest
+        loc[n + 1] = v.end
+        chain = [0] * (n + 2)
+        for k in range(1, n + 2):
+            step = svc[k - 1] + dur[loc[k - 1]][loc[k]]
+            chain[k] = chain[k - 1] + step
+            early[k] = max(early[k], early[k - 1] + step)
+        for k in range(n, -1, -1):
+            late[k] = min(late[k], late[k + 1] - svc[k] - dur[loc[k]][loc[k + 1]])
+        return loc, svc, early, late, chain
+
+    def best_move(self, r: Request, bound: int | None = None) -> _Move | None:
+        """The cheapest feasible insertion of ``r`` (cost below ``bound`` if given)."""
+        dist = self.problem.distance
+        dur = self.problem.duration
+        candidates: list[tuple[int, int, str, int, int]] = []
+        order = 0
+        p, d = r.pickup, r.dropoff
+        ep, lp = r.pickup_window.earliest, r.pickup_window.latest
+        ed, ld = r.dropoff_window.earliest, r.dropoff_window.latest
+        sp, sd = r.pickup_service, r.dropoff_service
+        ride_max = r.max_ride_time
+        for v in self.allowed(r):
+            seq = self.seqs[v.id]
+            n = len(seq)
+            locs, svc, early, late, chain = self._bounds(v, seq)
+            base = 0 if seq else v.fixed_cost
+            if r.onboard_vehicle is not None:
+                for j in range(n + 1):
+                    a, b = locs[j], locs[j + 1]
+                    t_d = max(ed, early[j] + svc[j] + dur[a][d])
+                    if t_d > ld or t_d + sd + dur[d][b] > late[j + 1]:
+                        continue
+                    delta = dist[a][d] + dist[d][b] - dist[a][b] + base
+                    candidates.append((delta, order, v.id, -1, j))
+                    order += 1
+                continue
+            # load after position k (k=0: the start) to prune on capacity
+            seats = [0] * (n + 1)
+            chairs = [0] * (n + 1)
+            s = c = 0
+            for x, k in seq:
+                if k is D and x.onboard_vehicle is not None:
+                    s += x.seats
+                    c += x.wheelchairs
+            seats[0], chairs[0] = s, c
+            for idx, (x, k) in enumerate(seq, start=1):
+                sign = 1 if k is P else -1
+                s += sign * x.seats
+                c += sign * x.wheelchairs
+                seats[idx], chairs[idx] = s, c
+            pd = dist[p][d]
+            t_pd = dur[p][d]
+            for i in range(n + 1):
+                a, b = locs[i], locs[i + 1]
+                t_p = max(ep, early[i] + svc[i] + dur[a][p])
+                if t_p > lp:
+                    continue
+                # j == i: drop-off right after the pickup
+                t_d = max(ed, t_p + sp + t_pd)
+                if (
+                    t_d <= ld
+                    and t_d + sd + dur[d][b] <= late[i + 1]
+                    and (ride_max is None or t_pd <= ride_max)
+                    and seats[i] + r.seats <= v.seats
+                    and chairs[i] + r.wheelchairs <= v.wheelchairs
+                ):
+                    delta = dist[a][p] + pd + dist[d][b] - dist[a][b]
+                    candidates.append((delta + base, order, v.id, i, i))
+                    order += 1
+                if i == n or t_p + sp + dur[p][b] > late[i + 1]:
+                    continue
+                dp = dist[a][p] + dist[p][b] - dist[a][b]
+                max_s, max_c = seats[i], chairs[i]
+                for j in range(i + 1, n + 1):
+                    max_s = max(max_s, seats[j])
+                    max_c = max(max_c, chairs[j])
+                    if max_s + r.seats > v.seats or max_c + r.wheelchairs > v.wheelchairs:
+                        break
+                    c2, e2 = locs[j], locs[j + 1]
+                    if ride_max is not None:
+                        ride = dur[p][b] + chain[j] - chain[i + 1] + svc[j] + dur[c2][d]
+                        if ride > ride_max:
+                            break
+                    t_d = max(ed, early[j] + svc[j] + dur[c2][d])
+                    if t_d > ld or t_d + sd + dur[d][e2] > late[j + 1]:
+                        continue
+                    delta = dp + dist[c2][d] + dist[d][e2] - dist[c2][e2]
+                    candidates.append((delta + base, order, v.id, i, j))
+                    order += 1
+        candidates.sort()
+        for delta, _, vid, i, j in candidates:
+            if bound is not None and delta >= bound:
+                return None
+            seq = self.seqs[vid]
+            if i < 0:
+                new = [*seq[:j], (r, D), *seq[j:]]
+            else:
+                new = [*seq[:i], (r, P), *seq[i:j], (r, D), *seq[j:]]
+            times = self.evaluate(self.vehicles[vid], new)
+            if not isinstance(times, Infeasible):
+                return _Move(delta, vid, new, times)
+        return None
+
+    def apply(self, move: _Move) -> None:
+        self.seqs[move.vehicle_id] = move.stops
+        self.times[move.vehicle_id] = move.times
+
+    def insert(self, r: Request) -> bool:
+        """Insert ``r`` at its cheapest feasible place; record a reason when there is none."""
+        bound = r.penalty + 1 if r.penalty is not None else None
+        move = self.best_move(r, bound)
+        if move is None:
+            self.unassigned[r.id] = self.reason(r, bound is not None)
+            return False
+        self.apply(move)
+        self.unassigned.pop(r.id, None)
+        return True
+
+    def remove(self, rid: str) -> tuple[str, list[Sequenced]] | None:
+        """Take request ``rid`` out of its route (if the rest stays feasible)."""
+        for vid, seq in self.seqs.items():
+            if any(x.id == rid for x, _ in seq):
+                new = [(x, k) for x, k in seq if x.id != rid]
+                old = seq
+                if not self.set_route(vid, new):
+                    return None
+                return vid, old
+        return None
+
+    def reason(self, r: Request, optional: bool) -> str:
+        """Why ``r`` could not be inserted."""
+        vehicles = self.allowed(r)
+        if r.onboard_vehicle is not None:
+            return "infeasible" if vehicles else "no_vehicle"
+        if not vehicles:
+            ids = r.allowed_vehicles
+            some = [v for v in self.problem.vehicles if ids is None or v.id in ids]
+            return "capacity" if some else "no_vehicle"
+        reasons = []
+        for v in vehicles:
+            alone = [
+                (x, k)
+                for x, k in self.seqs[v.id]
+                if x.onboard_vehicle is not None  # passengers on board stay
+            ]
+            times = self.evaluate(v, [*alone, (r, P), (r, D)])
+            if not isinstance(times, Infeasible):
+                return "penalty_cheaper" if optional else "no_feasible_insertion"
+            reasons.append(times.reason)
+        for key in ("time_window", "ride_time", "shift_end", "max_duration", "capacity"):
+            if key in reasons:
+                return key
+        return "no_feasible_insertion"
+
+    # -- output ----------------------------------------------------------------
+
+    def plan(self, stats: SolveStats) -> Plan:
+        routes: list[Route] = []
+        for v in self.problem.vehicles:
+            seq = self.seqs[v.id]
+            times = self.times[v.id]
+            if times is None:
+                t = self.evaluate(v, seq)
+                assert not isinstance(t, Infeasible), t
+                times = t
+            routes.append(self.scheduler.build(v, seq, times))
+        served = {x.id for seq in self.seqs.values() for x, _ in seq}
+        unassigned = tuple(
+            Unassigned(r.id, self.unassigned.get(r.id, "no_feasible_insertion"))
+            for r in self.problem.requests
+            if r.id not in served
+        )
+        return Plan(tuple(routes), unassigned, stats)
+
+    # -- construction ------------------------------------------------------------
+
+    def load_hint(self, hint: Iterable[tuple[str, Sequence[StopRef]]]) -> None:
+        """Start from hinted routes: keep each when feasible, else keep what fits in order."""
+        used: set[str] = set()
+        for vid, refs in hint:
+            v = self.vehicles.get(vid)
+            if v is None:
+                continue
+            seq: list[Sequenced] = []
+            ids: list[str] = []
+            for ref in refs:
+                r = self.scheduler.requests.get(ref.request_id)
+                if r is None or r.id in used:
+                    continue
+                if r.onboard_vehicle is not None and (ref.kind is P or r.onboard_vehicle != vid):
+                    continue
+                if r.allowed_vehicles is not None and vid not in r.allowed_vehicles:
+                    continue
+                if any(x.id == r.id and k == StopKind(ref.kind) for x, k in seq):
+                    continue
+                seq.append((r, StopKind(ref.kind)))
+                if r.id not in ids:
+                    ids.append(r.id)
+            # drop requests whose hint lacks one of their stops
+            complete = {
+                rid
+                for rid in ids
+                if sum(1 for x, _ in seq if x.id == rid)
+                == (1 if self.scheduler.requests[rid].onboard_vehicle else 2)
+            }
+            seq = [(x, k) for x, k in seq if x.id in complete]
+            if seq and self.set_route(vid, seq):
+                used.update(complete)
+                continue
+            kept: list[Sequenced] = []
+            kept_ids: set[str] = set()
+            for rid in ids:
+                if rid not in complete:
+                    continue
+                trial_ids = kept_ids | {rid}
+                trial = [(x, k) for x, k in seq if x.id in trial_ids]
+                if not isinstance(self.evaluate(v, trial), Infeasible):
+                    kept, kept_ids = trial, trial_ids
+            self.set_route(vid, kept)
+            used.update(kept_ids)
+
+
+def _order(problem: Problem, rng: random.Random | None) -> list[Request]:
+    """Passengers on board first, then mandatory, then optional requests, by time."""
+
+    def key(r: Request) -> tuple[int, int, float]:
+        group = 0 if r.onboard_vehicle is not None else (1 if r.penalty is None else 2)
+        tight = min(
+            r.pickup_window.latest,
+            r.dropoff_window.latest - (r.max_ride_time or 0) - r.pickup_service,
+        )
+        t = max(r.pickup_window.earliest, tight)
+        return group, t, rng.random() if rng is not None else 0.0
+
+    return sorted(problem.requests, key=key)
+
+
+def _improve(state: InsertionState, deadline: float, rng: random.Random, rounds: int) -> None:
+    """Remove and re-insert each request where cheaper; stop at a local optimum or the deadline."""
+    ids = [r.id for r in state.problem.requests if r.onboard_vehicle is None]
+    for _ in range(rounds):
+        improved = False
+        order = list(ids)
+        rng.shuffle(order)
+        for rid in order:
+            if time.monotonic() > deadline:
+                return
+            if rid in state.unassigned:
+                continue
+            vid = next(
+                (v for v, seq in state.seqs.items() if any(x.id == rid for x, _ in seq)), None
+            )
+            if vid is None:
+                continue
+            v = state.vehicles[vid]
+            before = state.route_cost(v, state.seqs[vid])
+            removed = state.remove(rid)
+            if removed is None:
+                continue
+            saving = before - state.route_cost(v, state.seqs[vid])
+            r = state.scheduler.requests[rid]
+            move = state.best_move(r, saving)
+            if move is not None and move.cost < saving:
+                state.apply(move)
+                improved = True
+            else:
+                state.set_route(vid, removed[1])
+        # retry the unserved: routes have changed
+        for rid in list(state.unassigned):
+            if time.monotonic() > deadline:
+                return
+            if state.insert(state.scheduler.requests[rid]):
+                improved = True
+        if not improved:
+            return
+
+
+def insertion_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Plan:
+    """Cheapest feasible insertion from ``problem.hint``, then remove-and-reinsert.
+
+    Implements :class:`~solvers.base.Solver`. Requests with ``penalty=None`` are
+    inserted first and at any cost; optional ones only when cheaper than their
+    penalty. Unserved requests carry a reason: ``"capacity"`` (no allowed
+    vehicle is big enough), ``"time_window"``, ``"ride_time"``, ``"shift_end"``,
+    ``"max_duration"`` (impossible even alone in a vehicle),
+    ``"no_feasible_insertion"`` (possible alone, but not with the others),
+    ``"penalty_cheaper"``, ``"no_vehicle"`` or ``"infeasible"`` (a passenger on
+    board who cannot be dropped off in time).
+
+    The construction is deterministic; the improvement pass stops early only
+    when ``limits.time_limit`` runs out (a plan then depends on the machine).
+    """
+    t0 = time.monotonic()
+    deadline = t0 + limits.time_limit
+    rng = random.Random(seed)  # noqa: S311 (tie-breaking, not cryptography)
+    state = InsertionState(problem)
+    state.load_hint((h.vehicle_id, h.stops) for h in problem.hint)
+    served = {x.id for seq in state.seqs.values() for x, _ in seq}
+    for r in _order(problem, rng if seed else None):
+        if r.id not in served:
+            state.insert(r)
+    _improve(state, deadline, rng, rounds=3)
+    runtime = time.monotonic() - t0
+    return state.plan(
+        SolveStats(
+            solver="insertion",
+            objective=state.total_cost(),
+            runtime=runtime,
+            time_limit_hit=runtime >= limits.time_limit,
+        )
+    )
+
+
+def insert_request(
+    problem: Problem,
+    routes: Plan | Mapping[str, Sequence[StopRef]],
+    request: Request | str,
+) -> Plan | None:
+    """Insert ONE request into existing routes at its cheapest feasible place.
+
+    Parameters
+    ----------
+    problem
+        Vehicles, matrices and the requests the routes refer to. ``request`` may
+        be one of ``problem.requests`` or a new one (its locations must be in
+        the matrices).
+    routes
+        The current routes: a :class:`Plan` or ``{vehicle_id: [StopRef, ...]}``.
+        The order of their stops is kept; only the new pickup and drop-off are
+        placed (all times are re-scheduled).
+    request
+        The request (or its id in ``problem``).
+
+    Returns
+    -------
+    Plan | None
+        The routes with the request inserted (all vehicles; requests of
+        ``problem`` that no route serves are listed as unassigned with reason
+        ``"not_planned"``), or ``None`` when no feasible position exists or a
+        given route is itself infeasible.
+    """
+    t0 = time.monotonic()
+    if isinstance(request, str):
+        request = problem.request(request)
+    elif all(r.id != request.id for r in problem.requests):
+        problem = Problem(
+            problem.duration,
+            problem.distance,
+            problem.vehicles,
+            (*problem.requests, request),
+            problem.hint,
+            problem.name,
+        )
+    state = InsertionState(problem)
+    if isinstance(routes, Plan):
+        items = [
+            (r.vehicle_id, [StopRef(s.request_id, s.kind) for s in r.stops]) for r in routes.routes
+        ]
+    else:
+        items = [(vid, list(refs)) for vid, refs in routes.items()]
+    for vid, refs in items:
+        if vid not in state.vehicles:
+            return None
+        resolved = state.scheduler.resolve([x for x in refs if x.request_id != request.id])
+        if isinstance(resolved, Infeasible) or not state.set_route(vid, resolved):
+            return None
+    move = state.best_move(request)
+    if move is None:
+        return None
+    state.apply(move)
+    served = {x.id for seq in state.seqs.values() for x, _ in seq}
+    state.unassigned = {r.id: "not_planned" for r in problem.requests if r.id not in served}
+    return state.plan(
+        SolveStats(
+            solver="insert_request",
+            objective=state.total_cost(),
+            runtime=time.monotonic() - t0,
+        )
+    )
