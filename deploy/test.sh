@@ -4,7 +4,7 @@
 #   bash deploy/test.sh                                   # everything under tests/
 #   bash deploy/test.sh tests/integration -k transaction  # arguments go to pytest
 #
-# Creates .venv (deploy/setup.sh), starts Kafka and PostgreSQL on 127.0.0.1 unless
+# Creates .venv (deploy/setup.sh), installs Prometheus if missing, starts Kafka and PostgreSQL on 127.0.0.1 unless
 # they already run, runs pytest with the connection variables set, and stops
 # the services it started (set DRT_KEEP_SERVICES=1 to leave them running).
 # Exits with pytest's status; "no tests collected" (5) counts as a failure.
@@ -14,6 +14,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/postgres/env.sh"
 
 bash "$here/setup.sh"
+# promtool and prometheus: tests/unit/deploy and the observability test use them.
+bash "$here/prometheus/install.sh"
 
 started=()
 stop_started() {
