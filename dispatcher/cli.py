@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from dispatcher.config import Settings
 
 app = typer.Typer(help="drt-dispatch: an event-driven dispatcher for on-demand shuttles.")
 schemas_app = typer.Typer(help="Event schemas.")
@@ -30,7 +33,7 @@ def _logging(level: str) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from dispatcher.config import Settings  # noqa: PLC0415
 
     return Settings()

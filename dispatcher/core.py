@@ -301,6 +301,11 @@ class DispatchCore:
         if isinstance(e, PassengerBoardedV1):
             ride.status, ride.picked_up_at = RideStatus.ONBOARD, now
             vehicle.remove_stop(ride.request_id, "pickup")
+            for other_id in vehicle.onboard:
+                other = self.state.rides.get(other_id)
+                if other is not None:
+                    other.shared = ride.shared = True
+                    self.state.touch_ride(other)
             vehicle.onboard.append(ride.request_id)
         elif isinstance(e, PassengerAlightedV1):
             ride.status, ride.dropped_at = RideStatus.COMPLETED, now

@@ -80,3 +80,72 @@ class Metrics:
         self.cycle_errors = Counter(
             "drt_cycle_errors_total", "Dispatcher cycles failed, by cause.", ["cause"], registry=r
         )
+        self.pickup_wait = Histogram(
+            "drt_pickup_wait_seconds",
+            "From the earliest requested pickup to boarding.",
+            buckets=(60, 120, 300, 600, 900, 1200, 1800, 2400, 3600),
+            registry=r,
+        )
+        self.promise_deviation = Histogram(
+            "drt_pickup_promise_deviation_seconds",
+            "Boarding time minus the end of the promised pickup window (<= 0 kept).",
+            buckets=(-900, -600, -300, -120, -60, 0, 60, 120, 300, 600, 1200),
+            registry=r,
+        )
+        self.promises = Counter(
+            "drt_pickup_promises_total",
+            "Pickups by whether the promised window was kept.",
+            ["result"],
+            registry=r,
+        )
+        self.detour = Histogram(
+            "drt_ride_detour_ratio",
+            "Ride time divided by the direct travel time.",
+            buckets=(1, 1.1, 1.25, 1.5, 1.75, 2, 2.5, 3),
+            registry=r,
+        )
+        self.rides_completed = Counter(
+            "drt_rides_completed_total",
+            "Completed rides, by whether they shared the vehicle with another ride.",
+            ["pooled"],
+            registry=r,
+        )
+        self.passengers_onboard = Gauge(
+            "drt_passengers_onboard", "Passengers (seats) on board now.", registry=r
+        )
+        self.seats_on_shift = Gauge(
+            "drt_seats_on_shift", "Seats of vehicles on shift now.", registry=r
+        )
+        self.vehicle_distance = Counter(
+            "drt_vehicle_distance_meters_total",
+            "Distance driven by vehicles (from position reports), by occupancy.",
+            ["occupied"],
+            registry=r,
+        )
+        self.last_cycle = Gauge(
+            "drt_last_cycle_timestamp_seconds", "When the last dispatcher cycle ended.", registry=r
+        )
+        self.outbox_unpublished = Gauge(
+            "drt_outbox_unpublished_messages", "Outgoing messages not yet acknowledged.", registry=r
+        )
+        self._zero_labels()
+
+    def _zero_labels(self) -> None:
+        """Create every bounded label combination at 0, so rate() sees the first event."""
+        for error_type in ("decode", "validation", "unknown_type", "semantic"):
+            self.dead_letters.labels(error_type)
+        for cause in ("timeout", "error", "no_solution"):
+            self.solver_fallbacks.labels(cause)
+        for cause in ("StoreError", "TransportError", "OSError"):
+            self.cycle_errors.labels(cause)
+        self.requests_answered.labels("offered", "")
+        for reason in (
+            "no_vehicle", "outside_area", "outside_hours", "capacity", "invalid", "duplicate"
+        ):  # fmt: skip
+            self.requests_answered.labels("rejected", reason)
+        for result in ("kept", "broken"):
+            self.promises.labels(result)
+        for pooled in ("true", "false"):
+            self.rides_completed.labels(pooled)
+        for occupied in ("true", "false"):
+            self.vehicle_distance.labels(occupied)

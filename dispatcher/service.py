@@ -22,7 +22,7 @@ from typing import Self
 from dispatcher.clock import Clock, SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.core import DispatchCore
-from dispatcher.geo import CrowFliesTravel
+from dispatcher.geo import CrowFliesTravel, LatLon, haversine_m
 from dispatcher.kafka import Consumer, Publisher, Record, TransportError, ensure_topics
 from dispatcher.metrics import Metrics
 from dispatcher.planning import BatchJob
@@ -34,6 +34,12 @@ from schemas.dispatch import DeadLetterV1, RejectionReason, RideOfferedV1, RideR
 from schemas.envelope import Event
 from schemas.passenger import RideRequestedV1
 from schemas.topics import key_of, role_of
+from schemas.vehicle import (
+    ArrivedAtStopV1,
+    PassengerAlightedV1,
+    PassengerBoardedV1,
+    PositionUpdatedV1,
+)
 from solvers.model import Plan
 
 log = logging.getLogger(__name__)
@@ -118,7 +124,12 @@ class Dispatcher:
         )
         self.core = DispatchCore(self.settings.core_config(), self.travel, state)
         now = self.clock.now()
-        self._received_at = {r.request_id: now for r in rides if r.status is RideStatus.PENDING}
+        # Receive times of pending rides, on the monotonic clock the latency metric uses.
+        self._received_at = {
+            r.request_id: time.monotonic() - max(0.0, now - r.received_at)
+            for r in rides
+            if r.status is RideStatus.PENDING
+        }
         log.info("recovered %d open rides and %d vehicles", len(rides), len(vehicles))
 
     async def stop(self) -> None:
@@ -207,7 +218,10 @@ class Dispatcher:
                 continue
             seen.add(event.event_id)
             self.metrics.events_received.labels(event.type).inc()
+            before = self._vehicle_position(event)
             handled = self.core.handle(event, now)
+            if handled.dead_letter is None:
+                self._observe_event(event, before, now)
             if handled.dead_letter is not None:
                 outputs.extend(self._dead_letter(record, handled.dead_letter, "semantic", now))
             elif isinstance(event, RideRequestedV1):
@@ -305,6 +319,7 @@ class Dispatcher:
         assert self._store is not None and self._publisher is not None
         while True:
             rows = await self._store.unpublished()
+            self.metrics.outbox_unpublished.set(len(rows))
             if not rows:
                 return
             await self._publisher.publish([(r.topic, r.key, r.value) for r in rows])
@@ -320,6 +335,37 @@ class Dispatcher:
                 if started is not None:
                     self.metrics.request_to_offer.observe(time.monotonic() - started)
 
+    def _vehicle_position(self, event: Event) -> tuple[LatLon, bool] | None:
+        if not isinstance(event, PositionUpdatedV1 | ArrivedAtStopV1):
+            return None
+        vehicle = self.core.state.vehicles.get(event.vehicle_id)
+        if vehicle is None:
+            return None
+        return vehicle.position, bool(vehicle.onboard)
+
+    def _observe_event(self, event: Event, before: tuple[LatLon, bool] | None, now: float) -> None:
+        """Service-quality metrics from a vehicle event the core accepted."""
+        m = self.metrics
+        if before is not None and isinstance(event, PositionUpdatedV1 | ArrivedAtStopV1):
+            position, occupied = before
+            metres = haversine_m(position, LatLon(event.position.lat, event.position.lon))
+            m.vehicle_distance.labels("true" if occupied else "false").inc(metres)
+            return
+        if not isinstance(event, PassengerBoardedV1 | PassengerAlightedV1):
+            return
+        ride = self.core.state.rides.get(event.request_id)
+        if ride is None:
+            return
+        if isinstance(event, PassengerBoardedV1) and ride.picked_up_at is not None:
+            m.pickup_wait.observe(max(0.0, ride.picked_up_at - ride.earliest_pickup))
+            if ride.promised_pickup is not None:
+                deviation = ride.picked_up_at - ride.promised_pickup[1]
+                m.promise_deviation.observe(deviation)
+                m.promises.labels("kept" if deviation <= 0 else "broken").inc()
+        elif isinstance(event, PassengerAlightedV1) and ride.picked_up_at and ride.dropped_at:
+            m.detour.observe((ride.dropped_at - ride.picked_up_at) / max(1, ride.direct_s))
+            m.rides_completed.labels("true" if ride.shared else "false").inc()
+
     async def _observe(self) -> None:
         state = self.core.state
         counts = {s.value: 0 for s in (RideStatus.PENDING, RideStatus.OFFERED, RideStatus.ONBOARD)}
@@ -331,6 +377,16 @@ class Dispatcher:
         now = self.clock.now()
         active = state.active_vehicles(now)
         busy = sum(1 for v in active if v.stops or v.onboard)
+        self.metrics.seats_on_shift.set(sum(v.seats for v in active))
+        self.metrics.passengers_onboard.set(
+            sum(
+                state.rides[r].seats + state.rides[r].wheelchairs
+                for v in state.vehicles.values()
+                for r in v.onboard
+                if r in state.rides
+            )
+        )
+        self.metrics.last_cycle.set(now)
         self.metrics.vehicles.labels("busy").set(busy)
         self.metrics.vehicles.labels("idle").set(len(active) - busy)
         self.metrics.vehicles.labels("off_shift").set(len(state.vehicles) - len(active))

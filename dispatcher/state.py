@@ -61,6 +61,7 @@ class Ride:
     dropped_at: float | None = None
     outcome_reason: str | None = None
     event_id: str = ""
+    shared: bool = False  # was on board together with another ride at some point
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -300,7 +300,7 @@ def operations() -> dict[str, Any]:
     )
     lay.add(
         stat(
-            "Pickup promises kept (1 h)" + PROPOSED,
+            "Pickup promises kept (1 h)",
             [
                 prom(
                     'sum(increase(drt_pickup_promises_total{result="kept"}[1h]))'
@@ -364,7 +364,7 @@ def operations() -> dict[str, Any]:
     lay.row("Passenger experience")
     lay.add(
         timeseries(
-            "Wait for pickup" + PROPOSED,
+            "Wait for pickup",
             [
                 prom(_q(0.5, "drt_pickup_wait_seconds"), "p50", "A"),
                 prom(_q(0.9, "drt_pickup_wait_seconds"), "p90", "B"),
@@ -378,7 +378,7 @@ def operations() -> dict[str, Any]:
     )
     lay.add(
         timeseries(
-            "Pickup against the promise" + PROPOSED,
+            "Pickup against the promise",
             [
                 prom(_q(0.5, "drt_pickup_promise_deviation_seconds"), "p50", "A"),
                 prom(_q(0.95, "drt_pickup_promise_deviation_seconds"), "p95", "B"),
@@ -399,7 +399,7 @@ def operations() -> dict[str, Any]:
     )
     lay.add(
         timeseries(
-            "Detour factor" + PROPOSED,
+            "Detour factor",
             [
                 prom(_q(0.5, "drt_ride_detour_ratio"), "p50", "A"),
                 prom(_q(0.9, "drt_ride_detour_ratio"), "p90", "B"),
@@ -437,7 +437,7 @@ def operations() -> dict[str, Any]:
     )
     lay.add(
         timeseries(
-            "Occupancy and pooling" + PROPOSED,
+            "Occupancy and pooling",
             [
                 prom(
                     "sum(drt_passengers_onboard) / sum(drt_seats_on_shift)",
@@ -460,7 +460,7 @@ def operations() -> dict[str, Any]:
     )
     lay.add(
         timeseries(
-            "Vehicle-km per hour" + PROPOSED,
+            "Vehicle-km per hour",
             [
                 prom(
                     "sum by (occupied) (rate(drt_vehicle_distance_meters_total[$__rate_interval]))"

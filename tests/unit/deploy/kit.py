@@ -21,20 +21,9 @@ COMPOSE_FILE = DEPLOY / "compose" / "docker-compose.yml"
 K8S_DIR = DEPLOY / "k8s"
 README = DEPLOY / "README.md"
 
-#: Metrics the dashboards and alerts use that the dispatcher does not export yet
-#: (deploy/README.md, "Proposed metrics"). Queries on them must be valid, not non-empty.
-PROPOSED_METRICS = frozenset(
-    {
-        "drt_pickup_wait_seconds",
-        "drt_pickup_promise_deviation_seconds",
-        "drt_pickup_promises_total",
-        "drt_ride_detour_ratio",
-        "drt_passengers_onboard",
-        "drt_seats_on_shift",
-        "drt_rides_completed_total",
-        "drt_vehicle_distance_meters_total",
-    }
-)
+#: Metrics the dashboards and alerts may use before the dispatcher exports them
+#: (none today). Queries on them must be valid, not non-empty.
+PROPOSED_METRICS: frozenset[str] = frozenset()
 #: Labelled counters that have no series until their first increment (a fallback,
 #: a failed cycle); a healthy test run has none, so only validity is required.
 SPARSE_METRICS = frozenset({"drt_solver_fallbacks_total", "drt_cycle_errors_total"})
