@@ -57,6 +57,13 @@ class InsertionState:
         self.times: dict[str, Times | None] = {v.id: None for v in problem.vehicles}
         self.unassigned: dict[str, str] = {}
         self.evaluations = 0
+        self._bounds_cache: dict[str, tuple[list[int], ...]] = {}
+        dist = problem.distance
+        longest = max((max(row) for row in dist), default=0)
+        stops = 2 * len(problem.requests) + 2 * len(problem.vehicles)
+        fixed = sum(v.fixed_cost for v in problem.vehicles)
+        #: what an unserved mandatory request costs in :meth:`total_cost`
+        self.mandatory_penalty = max(1_000_000, 2 * (longest * stops + fixed) + 1)
 
     # -- cost ------------------------------------------------------------------
 
@@ -77,7 +84,7 @@ class InsertionState:
         cost = sum(self.route_cost(v, self.seqs[v.id]) for v in self.problem.vehicles)
         for rid in self.unassigned:
             r = self.scheduler.requests[rid]
-            cost += r.penalty if r.penalty is not None else 0
+            cost += r.penalty if r.penalty is not None else self.mandatory_penalty
         return cost
 
     # -- moves -----------------------------------------------------------------
@@ -89,11 +96,19 @@ class InsertionState:
             return False
         self.seqs[vehicle_id] = stops
         self.times[vehicle_id] = times
+        self._bounds_cache.pop(vehicle_id, None)
         return True
+
+    def restore(self, seqs: Mapping[str, list[Sequenced]], unassigned: Mapping[str, str]) -> None:
+        """Reset to a snapshot (times are recomputed lazily)."""
+        self.seqs = {vid: list(seq) for vid, seq in seqs.items()}
+        self.times = dict.fromkeys(self.seqs)
+        self.unassigned = dict(unassigned)
+        self._bounds_cache.clear()
 
     def evaluate(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> Times | Infeasible:
         self.evaluations += 1
-        return self.scheduler.times(vehicle, stops)
+        return self.scheduler.times(vehicle, stops, fast=True)
 
     def allowed(self, r: Request) -> list[Vehicle]:
         if r.onboard_vehicle is not None:
@@ -152,7 +167,10 @@ class InsertionState:
         for v in self.allowed(r):
             seq = self.seqs[v.id]
             n = len(seq)
-            locs, svc, early, late, chain = self._bounds(v, seq)
+            cached = self._bounds_cache.get(v.id)
+            if cached is None:
+                cached = self._bounds_cache[v.id] = self._bounds(v, seq)
+            locs, svc, early, late, chain = cached
             base = 0 if seq else v.fixed_cost
             if r.onboard_vehicle is not None:
                 for j in range(n + 1):
@@ -234,6 +252,7 @@ class InsertionState:
     def apply(self, move: _Move) -> None:
         self.seqs[move.vehicle_id] = move.stops
         self.times[move.vehicle_id] = move.times
+        self._bounds_cache.pop(move.vehicle_id, None)
 
     def insert(self, r: Request) -> bool:
         """Insert ``r`` at its cheapest feasible place; record a reason when there is none."""
@@ -288,11 +307,9 @@ class InsertionState:
         routes: list[Route] = []
         for v in self.problem.vehicles:
             seq = self.seqs[v.id]
-            times = self.times[v.id]
-            if times is None:
-                t = self.evaluate(v, seq)
-                assert not isinstance(t, Infeasible), t
-                times = t
+            t = self.scheduler.times(v, seq)  # in full: ride times shortened
+            assert not isinstance(t, Infeasible), t
+            times = t
             routes.append(self.scheduler.build(v, seq, times))
         served = {x.id for seq in self.seqs.values() for x, _ in seq}
         unassigned = tuple(

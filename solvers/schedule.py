@@ -119,8 +119,14 @@ class Scheduler:
         end = b[m - 1] + svc[m - 1] + dur[loc[m - 1]][loc[m]]
         return Route(vehicle.id, tuple(out), b[0], end, distance)
 
-    def times(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> Times | Infeasible:
-        """Service start times for the sequence, or why there are none."""
+    def times(
+        self, vehicle: Vehicle, stops: Sequence[Sequenced], *, fast: bool = False
+    ) -> Times | Infeasible:
+        """Service start times for the sequence, or why there are none.
+
+        ``fast`` answers feasibility only: it skips step 7 (shortening rides)
+        when the schedule after step 5 already meets every limit.
+        """
         structure = self._structure(vehicle, stops)
         if isinstance(structure, Infeasible):
             return structure
@@ -166,6 +172,8 @@ class Scheduler:
                 r, kind = stops[k - 1]
                 return Infeasible("time_window", f"{r.id} {kind.value} at {bk} > {lat[k]}")
 
+        earliest = list(b)
+
         def ride(d: int) -> int:
             p = origin[d]
             return b[d] - (fixed[d] if p < 0 else b[p] + svc[p])
@@ -177,6 +185,8 @@ class Scheduler:
             for j in range(i, m + 1):
                 if j > i:
                     wsum += b[j] - a[j]
+                    if wsum >= best:
+                        break  # waiting only adds up from here
                 room = lat[j] - b[j]
                 lim = limit[j]
                 if lim is not None and origin[j] < i:
@@ -193,6 +203,8 @@ class Scheduler:
             forward(0)
         if vehicle.max_duration is not None:
             lat[m] = min(lat[m], b[0] + vehicle.max_duration)
+        if fast and self._violation(vehicle, stops, b, lat, limit, ride) is None:
+            return Times(loc, svc, b)
         # Steps 6-7: delay each pickup to shorten the rides of its passengers.
         for j in range(1, m):
             if stops[j - 1][1] is not StopKind.PICKUP:
@@ -208,6 +220,8 @@ class Scheduler:
         violated = self._violation(vehicle, stops, b, lat, limit, ride)
         if violated is None:
             return Times(loc, svc, b)
+        if not self._maybe(vehicle, earliest, lat, svc, travel, origin, limit, fixed):
+            return violated
         exact = self._exact(vehicle, e, lat, svc, travel, origin, limit, fixed)
         if exact is None:
             return violated
@@ -295,6 +309,35 @@ class Scheduler:
         return None
 
     @staticmethod
+    def _maybe(
+        vehicle: Vehicle,
+        earliest: list[int],
+        lat: list[int],
+        svc: list[int],
+        travel: list[int],
+        origin: list[int],
+        limit: list[int | None],
+        fixed: list[int],
+    ) -> bool:
+        """False when earliest/latest bounds alone prove a ride or the duration too long."""
+        m = len(earliest) - 1
+        latest = list(lat)
+        latest[m] = vehicle.end_time
+        for k in range(m - 1, -1, -1):
+            latest[k] = min(latest[k], latest[k + 1] - svc[k] - travel[k + 1])
+        for d in range(1, m):
+            lim = limit[d]
+            if lim is None:
+                continue
+            p = origin[d]
+            start = fixed[d] if p < 0 else latest[p] + svc[p]
+            if earliest[d] - start > lim:
+                return False
+        return not (
+            vehicle.max_duration is not None and earliest[m] - latest[0] > vehicle.max_duration
+        )
+
+    @staticmethod
     def _exact(
         vehicle: Vehicle,
         e: list[int],
@@ -315,11 +358,11 @@ class Scheduler:
         z = m + 1
         lat = list(lat)
         lat[m] = vehicle.end_time
-        # (from, to, weight) in the y-graph; first x_{k-1} - x_k <= -(s + t)
-        edges = [(k - 1, k, -(svc[k - 1] + travel[k])) for k in range(1, m + 1)]
-        for k in range(m + 1):
-            edges.append((k, z, lat[k]))  # x_k - z <= l_k
-            edges.append((z, k, -e[k]))  # z - x_k <= -e_k
+        # (from, to, weight) in the y-graph, in an order that makes every pass
+        # sweep the chain once: z - x_k <= -e_k, then x_{k-1} - x_k <= -(s + t),
+        # then the backward edges (ride times, duration), then x_k - z <= l_k
+        edges = [(z, k, -e[k]) for k in range(m + 1)]
+        edges.extend((k - 1, k, -(svc[k - 1] + travel[k])) for k in range(1, m + 1))
         for d in range(1, m):
             lim = limit[d]
             if lim is None:
@@ -331,9 +374,14 @@ class Scheduler:
                 edges.append((d, p, lim + svc[p]))  # x_d - x_p <= L + s_p
         if vehicle.max_duration is not None:
             edges.append((m, 0, vehicle.max_duration))
+        backward = len(edges) - (2 * m + 1)
+        edges.extend((k, z, lat[k]) for k in range(m + 1))
         dist = [_INF] * (m + 2)
         dist[z] = 0
-        for _ in range(m + 2):
+        # A simple path from z uses each backward edge at most once and every
+        # pass relaxes one forward sweep, so without a negative cycle the
+        # distances settle within backward + 2 passes.
+        for _ in range(backward + 3):
             changed = False
             for u, v, w in edges:
                 du = dist[u]

@@ -1,0 +1,196 @@
+"""Ruin-and-recreate large neighbourhood search on top of the insertion heuristic.
+
+Each iteration removes a few requests (at random, a cluster of related ones,
+or a whole route) and re-inserts them with the cheapest feasible insertion
+(ride times checked exactly by :mod:`solvers.schedule`). A worse result is
+accepted with simulated-annealing probability; the best plan is kept.
+
+The search is deterministic for a seed and an iteration count. With a time
+limit only, where it stops depends on the machine; :func:`lns_solve` takes
+``iterations`` for the deterministic case.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+from solvers.insertion import InsertionState, insertion_solve
+from solvers.model import Plan, Problem, Request, SolveLimits, SolveStats, StopRef
+from solvers.schedule import Sequenced
+
+
+@dataclass(frozen=True, slots=True)
+class LnsParams:
+    """Tunables of the search (plain data, loadable from TOML by the caller)."""
+
+    min_remove: int = 2
+    max_remove: int = 12
+    max_remove_share: float = 0.25
+    random_share: float = 0.3
+    route_share: float = 0.1
+    start_temperature: float = 0.005  # share of the start cost
+    end_temperature: float = 0.0001
+
+
+def _related(problem: Problem, a: Request, b: Request) -> int:
+    dur = problem.duration
+    return (
+        dur[a.pickup][b.pickup]
+        + dur[a.dropoff][b.dropoff]
+        + abs(a.pickup_window.earliest - b.pickup_window.earliest) // 2
+        + abs(a.dropoff_window.latest - b.dropoff_window.latest) // 2
+    )
+
+
+class Lns:
+    """The search on an :class:`InsertionState` (which it leaves at the best plan)."""
+
+    def __init__(self, state: InsertionState, seed: int, params: LnsParams | None = None) -> None:
+        self.state = state
+        self.rng = random.Random(seed)  # noqa: S311 (search randomness, not cryptography)
+        self.params = params or LnsParams()
+        self.movable = [r for r in state.problem.requests if r.onboard_vehicle is None]
+        self.iterations = 0
+        self.accepted = 0
+        self.improved = 0
+
+    def _served(self) -> list[Request]:
+        ids = {x.id for seq in self.state.seqs.values() for x, _ in seq}
+        return [r for r in self.movable if r.id in ids]
+
+    def _choose(self) -> list[Request]:
+        p, rng = self.params, self.rng
+        served = self._served()
+        if not served:
+            return []
+        cap = max(p.min_remove, min(p.max_remove, int(p.max_remove_share * len(served))))
+        q = min(len(served), rng.randint(p.min_remove, cap))
+        u = rng.random()
+        if u < p.route_share:
+            used = [vid for vid, seq in self.state.seqs.items() if seq]
+            vid = rng.choice(sorted(used))
+            ids = {x.id for x, _ in self.state.seqs[vid] if x.onboard_vehicle is None}
+            return [r for r in served if r.id in ids]
+        if u < p.route_share + p.random_share:
+            return rng.sample(served, q)
+        seed = rng.choice(served)
+        problem = self.state.problem
+        ranked = sorted(served, key=lambda r: (_related(problem, seed, r), r.id))
+        # randomised: skew towards the most related (Ropke & Pisinger's p = 6)
+        out: list[Request] = []
+        pool = ranked
+        while len(out) < q and pool:
+            k = int(len(pool) * rng.random() ** 6)
+            out.append(pool.pop(k))
+        return out
+
+    def _ruin(self, removed: list[Request]) -> bool:
+        ids = {r.id for r in removed}
+        st = self.state
+        for vid, seq in list(st.seqs.items()):
+            if any(x.id in ids for x, _ in seq):
+                new: list[Sequenced] = [(x, k) for x, k in seq if x.id not in ids]
+                if not st.set_route(vid, new):
+                    return False
+        for r in removed:
+            st.unassigned[r.id] = "removed"
+        return True
+
+    def _recreate(self, removed: list[Request]) -> None:
+        rng = self.rng
+        if rng.random() < 0.5:
+            rng.shuffle(removed)
+        else:
+            removed.sort(key=lambda r: (r.pickup_window.earliest + rng.randrange(0, 600), r.id))
+        st = self.state
+        # mandatory first: they must not lose their place to optional ones
+        removed.sort(key=lambda r: r.penalty is not None)
+        pending = [*removed, *(st.scheduler.requests[rid] for rid in sorted(st.unassigned))]
+        seen: set[str] = set()
+        for r in pending:
+            if r.id in seen:
+                continue
+            seen.add(r.id)
+            st.insert(r)
+
+    def run(self, deadline: float, max_iterations: int | None = None) -> None:
+        st = self.state
+        p = self.params
+        cost = st.total_cost()
+        best = (cost, {v: list(s) for v, s in st.seqs.items()}, dict(st.unassigned))
+        current = best
+        if not self.movable:
+            return
+        start = time.monotonic()
+        span = max(1e-9, deadline - start)
+        while True:
+            if max_iterations is not None and self.iterations >= max_iterations:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            self.iterations += 1
+            if max_iterations is not None:
+                frac = self.iterations / max_iterations
+            else:
+                frac = (now - start) / span
+            temp = best[0] * (p.start_temperature * (1 - frac) + p.end_temperature * frac)
+            removed = self._choose()
+            if not removed or not self._ruin(removed):
+                st.restore(current[1], current[2])
+                continue
+            self._recreate(removed)
+            new_cost = st.total_cost()
+            delta = new_cost - current[0]
+            if delta <= 0 or (temp > 0 and self.rng.random() < math.exp(-delta / temp)):
+                self.accepted += 1
+                current = (new_cost, {v: list(s) for v, s in st.seqs.items()}, dict(st.unassigned))
+                if new_cost < best[0]:
+                    self.improved += 1
+                    best = current
+            else:
+                st.restore(current[1], current[2])
+        st.restore(best[1], best[2])
+
+
+def lns_improve(
+    state: InsertionState,
+    *,
+    seed: int,
+    deadline: float,
+    iterations: int | None = None,
+    params: LnsParams | None = None,
+) -> Lns:
+    """Improve ``state`` in place until ``deadline`` (``time.monotonic()``) or ``iterations``."""
+    search = Lns(state, seed, params)
+    search.run(deadline, iterations)
+    return search
+
+
+def lns_solve(
+    problem: Problem,
+    limits: SolveLimits,
+    *,
+    seed: int = 0,
+    iterations: int | None = None,
+) -> Plan:
+    """Insertion start, then ruin-and-recreate until the time limit (or ``iterations``).
+
+    Implements :class:`~solvers.base.Solver`; deterministic when ``iterations``
+    is given and reached before the time limit.
+    """
+    t0 = time.monotonic()
+    start = insertion_solve(problem, SolveLimits(max(0.01, 0.1 * limits.time_limit)), seed=seed)
+    state = InsertionState(problem)
+    state.load_hint(
+        (r.vehicle_id, [StopRef(s.request_id, s.kind) for s in r.stops]) for r in start.routes
+    )
+    state.unassigned = {u.request_id: u.reason for u in start.unassigned}
+    lns_improve(state, seed=seed, deadline=t0 + limits.time_limit, iterations=iterations)
+    runtime = time.monotonic() - t0
+    return state.plan(
+        SolveStats("lns", state.total_cost(), runtime, runtime >= 0.95 * limits.time_limit)
+    )
