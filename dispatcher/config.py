@@ -81,6 +81,39 @@ class DispatchSettings(BaseModel):
     zone: str = Field("rendsburg", description="Service zone id (the partition key).")
 
 
+class AuthSettings(BaseModel):
+    token_secret: SecretStr = Field(
+        SecretStr("drt-local-dev-secret-change-me"),
+        description="HMAC key of gateway and driver-app tokens (secret; set in production).",
+    )
+    token_ttl_s: int = Field(12 * 3600, ge=60, description="Lifetime of an issued token, seconds.")
+    operator_password: SecretStr = Field(
+        SecretStr("operator"), description="Password of the phone desk's operator login (secret)."
+    )
+    driver_pin: SecretStr = Field(
+        SecretStr("1234"), description="PIN a driver enters to log in to a vehicle (secret)."
+    )
+
+
+class GatewaySettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the passenger gateway listens on.")
+    port: int = Field(8080, description="Port of the passenger gateway (drt gateway).")
+    scenario: str = Field("rendsburg", description="Scenario whose virtual stops are served.")
+    nearby_radius_m: int = Field(1500, ge=1, description="Default radius of nearby stops.")
+    idempotency_ttl_s: int = Field(
+        24 * 3600, ge=1, description="How long a booking's Idempotency-Key is remembered."
+    )
+
+
+class DriverAppSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the driver tablet app listens on.")
+    port: int = Field(8081, description="Port of the driver tablet app (drt driver).")
+    no_show_wait_s: int = Field(
+        300, ge=0, description="Wait at a pickup (from arrival or window start) before no-show."
+    )
+    shift_hours: float = Field(8.0, gt=0, description="Default shift length a tablet offers.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRT_", env_nested_delimiter="__", extra="ignore")
 
@@ -88,6 +121,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     solver: SolverSettings = SolverSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    auth: AuthSettings = AuthSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    driver: DriverAppSettings = DriverAppSettings()
     metrics_port: int = Field(9464, description="Prometheus metrics port (0: off).")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
