@@ -1,0 +1,5 @@
+"""``python -m dispatcher`` runs the ``drt`` command."""
+
+from dispatcher.cli import app
+
+app()
