@@ -6,6 +6,8 @@ defaults run the local Rendsburg set-up started by ``deploy/``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,32 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512.")
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (wins over SASL_PASSWORD)."
+    )
+    ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers (TLS).")
+    ssl_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: str | None = Field(None, description="Client private key (mutual TLS).")
+    ssl_password: SecretStr | None = Field(None, description="Password of the key (secret).")
+    session_timeout_s: float = Field(
+        8.0, description="Consumer-group session timeout: how fast a dead instance's zones move."
+    )
+    heartbeat_interval_s: float = Field(2.0, description="Consumer-group heartbeat interval.")
+    transaction_timeout_s: float = Field(
+        15.0, description="The broker aborts a transaction left open this long."
+    )
+    max_poll_records: int = Field(
+        200, ge=1, description="Input records per cycle at most (back-pressure)."
+    )
+    max_partition_fetch_bytes: int = Field(
+        1_048_576, description="Bytes fetched per partition and request at most."
+    )
+
+    def sasl_password_value(self) -> str | None:
+        """The SASL password from its file or the environment, never logged."""
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return self.sasl_password.get_secret_value() if self.sasl_password else None
 
     def topic(self, role: str) -> str:
         return self.topic_prefix + TOPIC_BY_ROLE[role].default_name
@@ -45,6 +73,31 @@ class DatabaseSettings(BaseModel):
     pool_min: int = Field(1, description="Minimum pooled connections.")
     pool_max: int = Field(5, description="Maximum pooled connections.")
     timeout_s: float = Field(10.0, description="Connect and statement timeout.")
+    dsn_file: Path | None = Field(
+        None, description="File holding the connection URL (wins over DSN; for secrets)."
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the password, replacing the one in the URL."
+    )
+    sslmode: str | None = Field(
+        None, description="disable, prefer, require, verify-ca or verify-full."
+    )
+    sslrootcert: str | None = Field(None, description="CA file to verify the server (TLS).")
+
+    def dsn_value(self) -> str:
+        """The connection URL from its file or the environment, never logged."""
+        if self.dsn_file is not None:
+            return self.dsn_file.read_text().strip()
+        return self.dsn.get_secret_value()
+
+    def password_value(self) -> str | None:
+        return self.password_file.read_text().strip() if self.password_file else None
+
+
+class RetentionSettings(BaseModel):
+    days: int = Field(
+        90, ge=1, description="Personal data of finished rides is anonymised after this many days."
+    )
 
 
 class SolverSettings(BaseModel):
@@ -121,6 +174,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     solver: SolverSettings = SolverSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    retention: RetentionSettings = RetentionSettings()
     auth: AuthSettings = AuthSettings()
     gateway: GatewaySettings = GatewaySettings()
     driver: DriverAppSettings = DriverAppSettings()
