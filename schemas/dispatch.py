@@ -50,6 +50,11 @@ class RideRejectedV1(Event):
     zone: ZoneId | None = None
     reason: RejectionReason
     message: Annotated[str, Field(max_length=1000)] = ""
+    alternative_pickup: AwareDatetime | None = Field(
+        default=None,
+        description="A later pickup the dispatcher could serve now (not reserved): "
+        "book again with this requested_time to take it.",
+    )
 
 
 class StopAction(StrEnum):
@@ -81,6 +86,11 @@ class DriverPlanV1(Event):
     zone: ZoneId
     plan_version: Annotated[int, Field(ge=1)]
     stops: list[PlannedStop]
+    break_start: AwareDatetime | None = Field(
+        default=None, description="The planned break (the vehicle is empty, at break_location)."
+    )
+    break_end: AwareDatetime | None = None
+    break_location: Place | None = None
 
 
 class DeadLetterV1(Event):

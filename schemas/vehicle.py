@@ -27,11 +27,23 @@ class ShiftStartedV1(VehicleEvent):
     position: Place | None = None
     shift_start: AwareDatetime
     shift_end: AwareDatetime
+    break_window_start: AwareDatetime | None = Field(
+        default=None, description="The break must start at or after this time."
+    )
+    break_window_end: AwareDatetime | None = Field(
+        default=None, description="The break must start at or before this time."
+    )
+    break_duration_s: Annotated[int, Field(ge=0, le=4 * 3600)] = 0
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.shift_end <= self.shift_start:
             raise ValueError("shift_end must be after shift_start")
+        if (self.break_window_start is None) != (self.break_window_end is None):
+            raise ValueError("break_window_start and break_window_end go together")
+        if self.break_window_start is not None and self.break_window_end is not None:
+            if self.break_window_end < self.break_window_start:
+                raise ValueError("break_window_end must not be before break_window_start")
         return self
 
 
