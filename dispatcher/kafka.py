@@ -1,6 +1,19 @@
-"""Thin typed adapters over aiokafka: topic set-up, consuming, publishing.
+"""Thin typed adapters over aiokafka: topic set-up, consuming, transactional publishing.
 
 aiokafka ships no type information; everything untyped stays in this module.
+
+Exactly-once building blocks (see ``dispatcher/service.py`` for the scheme):
+
+- :class:`Consumer` reads with ``isolation_level="read_committed"``, never
+  auto-commits, and reports partition (re)assignments through a listener that
+  waits for the cycle in flight before partitions are given away.
+- :class:`ShardProducer` is one transactional producer per owned shard
+  (``transactional_id = f"{group_id}-shard-{p}"``): outputs and the input offsets
+  of that shard commit in one Kafka transaction, and whoever starts the
+  producer for a shard fences the previous owner (zombie fencing without KIP-447,
+  which aiokafka lacks).
+- :func:`committed` reads back committed offsets *with their metadata*: the
+  dispatcher stores its outbox watermark there.
 """
 
 from __future__ import annotations
@@ -8,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, ProducerFenced, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 
 from dispatcher.config import KafkaSettings
 from schemas.topics import TOPICS
@@ -28,6 +43,10 @@ class TransportError(Exception):
     retriable = True
 
 
+class FencedError(TransportError):
+    """Another instance took over this shard's transactional id; give the shard up."""
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed message, free of aiokafka types."""
@@ -39,16 +58,30 @@ class Record:
     value: bytes | None
 
 
-def _common(settings: KafkaSettings) -> dict[str, Any]:
+def shard_of_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in Java) picks for ``key``."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by every client: servers, TLS, SASL."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
     }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.ssl_cafile,
+            certfile=settings.ssl_certfile,
+            keyfile=settings.ssl_keyfile,
+            password=(settings.ssl_password.get_secret_value() if settings.ssl_password else None),
+        )
     if settings.sasl_mechanism:
         options["sasl_mechanism"] = settings.sasl_mechanism
         options["sasl_plain_username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+        password = settings.sasl_password_value()
+        if password is not None:
+            options["sasl_plain_password"] = password
     return options
 
 
@@ -57,7 +90,7 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
     admin = AIOKafkaAdminClient(
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=int(settings.request_timeout_s * 1000),
-        **_common(settings),
+        **client_options(settings),
     )
     try:
         async with asyncio.timeout(settings.request_timeout_s):
@@ -87,37 +120,105 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         await admin.close()
 
 
-class Consumer:
-    """A consumer-group member over the input topics; offsets committed by hand."""
+async def committed(
+    settings: KafkaSettings, partitions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[int, str]]:
+    """Committed ``(offset, metadata)`` of the consumer group, per partition that has one."""
+    admin = AIOKafkaAdminClient(
+        client_id=f"{settings.client_id}-admin",
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+        **client_options(settings),
+    )
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            await admin.start()
+            found = await admin.list_consumer_group_offsets(
+                settings.group_id, partitions=[TopicPartition(t, p) for t, p in partitions]
+            )
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise TransportError(f"cannot read committed offsets: {exc!r}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return {
+        (tp.topic, tp.partition): (om.offset, om.metadata or "")
+        for tp, om in found.items()
+        if om.offset is not None and om.offset >= 0
+    }
 
-    def __init__(self, settings: KafkaSettings, topics: Sequence[str]) -> None:
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        revoked: Callable[[set[tuple[str, int]]], Awaitable[None]],
+        assigned: Callable[[set[tuple[str, int]]], Awaitable[None]],
+    ) -> None:
+        self._revoked = revoked
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+async def _nothing(_: set[tuple[str, int]]) -> None:
+    return None
+
+
+class Consumer:
+    """A consumer-group member over the input topics; offsets go into transactions."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        *,
+        on_revoked: Callable[[set[tuple[str, int]]], Awaitable[None]] = _nothing,
+        on_assigned: Callable[[set[tuple[str, int]]], Awaitable[None]] = _nothing,
+    ) -> None:
         self._settings = settings
         self._topics = list(topics)
+        self._listener = _Listener(on_revoked, on_assigned)
         self._consumer = AIOKafkaConsumer(
-            *self._topics,
             group_id=settings.group_id,
             client_id=settings.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             request_timeout_ms=int(settings.request_timeout_s * 1000),
-            **_common(settings),
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            **client_options(settings),
         )
 
     async def start(self) -> None:
         try:
             async with asyncio.timeout(self._settings.request_timeout_s):
                 await self._consumer.start()
+                self._consumer.subscribe(self._topics, listener=self._listener)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise TransportError(f"consumer cannot start: {exc!r}") from exc
 
     async def stop(self) -> None:
         await self._consumer.stop()
 
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def partition_count(self, topic: str) -> int | None:
+        parts = self._consumer.partitions_for_topic(topic)
+        return len(parts) if parts else None
+
     async def poll(self, timeout_s: float, max_records: int = 500) -> list[Record]:
-        batches = await self._consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
-        )
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise TransportError(f"poll failed: {exc!r}") from exc
         records = [
             Record(m.topic, m.partition, m.offset, m.key, m.value)
             for msgs in batches.values()
@@ -126,8 +227,16 @@ class Consumer:
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
+    async def position(self, topic: str, partition: int) -> int:
+        """The offset of the next record to consume from a partition."""
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_s):
+                return int(await self._consumer.position(TopicPartition(topic, partition)))
+        except (KafkaError, TimeoutError) as exc:
+            raise TransportError(f"position of {topic}[{partition}]: {exc!r}") from exc
+
     async def commit(self, records: Sequence[Record]) -> None:
-        """Commit the offsets just past the given records."""
+        """Commit the offsets just past the given records (outside a transaction)."""
         offsets: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
@@ -140,14 +249,19 @@ class Consumer:
         except (KafkaError, TimeoutError) as exc:
             raise TransportError(f"offset commit failed: {exc!r}") from exc
 
-    async def rewind_to_committed(self) -> None:
-        """Seek every assigned partition back to its committed offset (after a failure)."""
-        for tp in self._consumer.assignment():
-            committed = await self._consumer.committed(tp)
-            if committed is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+    async def rewind_to_committed(self, only: set[tuple[str, int]] | None = None) -> None:
+        """Seek assigned partitions back to their committed offsets (after a failure)."""
+        try:
+            for tp in self._consumer.assignment():
+                if only is not None and (tp.topic, tp.partition) not in only:
+                    continue
+                offset = await self._consumer.committed(tp)
+                if offset is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, offset)
+        except KafkaError as exc:
+            raise TransportError(f"rewind failed: {exc!r}") from exc
 
     async def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet consumed, per assigned partition."""
@@ -165,8 +279,74 @@ class Consumer:
         return out
 
 
+class ShardProducer:
+    """A transactional, idempotent producer owning one shard's transactional id.
+
+    ``start`` runs ``InitProducerId``: the broker aborts a transaction the previous
+    holder of the id left open and fences that holder from now on.
+    """
+
+    def __init__(self, settings: KafkaSettings, transactional_id: str) -> None:
+        self._settings = settings
+        self.transactional_id = transactional_id
+        self._producer = AIOKafkaProducer(
+            client_id=settings.client_id,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
+            enable_idempotence=True,
+            acks="all",
+            request_timeout_ms=int(settings.request_timeout_s * 1000),
+            **client_options(settings),
+        )
+
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_s):
+                await self._producer.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            raise TransportError(f"producer {self.transactional_id} cannot start: {exc!r}") from exc
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._producer.stop()
+
+    async def transact(
+        self,
+        messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+        offsets: dict[tuple[str, int], tuple[int, str]],
+    ) -> None:
+        """Send ``(topic, key, value, headers)`` messages and commit ``offsets`` atomically."""
+        p = self._producer
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_s):
+                await p.begin_transaction()
+                try:
+                    futures = [
+                        await p.send(topic, value=value, key=key, headers=headers)
+                        for topic, key, value, headers in messages
+                    ]
+                    if futures:
+                        await asyncio.gather(*futures)
+                    if offsets:
+                        await p.send_offsets_to_transaction(
+                            {TopicPartition(t, n): om for (t, n), om in offsets.items()},
+                            self._settings.group_id,
+                        )
+                    await p.commit_transaction()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await p.abort_transaction()
+                    raise
+        except ProducerFenced as exc:
+            raise FencedError(f"{self.transactional_id} fenced: {exc!r}") from exc
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise TransportError(f"transaction {self.transactional_id} failed: {exc!r}") from exc
+
+
 class Publisher:
-    """An idempotent producer; ``publish`` returns once every message is acknowledged."""
+    """A plain idempotent producer (tools and tests); ``publish`` waits for acks."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
@@ -175,7 +355,7 @@ class Publisher:
             enable_idempotence=True,
             acks="all",
             request_timeout_ms=int(settings.request_timeout_s * 1000),
-            **_common(settings),
+            **client_options(settings),
         )
 
     async def start(self) -> None:

@@ -1,11 +1,52 @@
 """The imperative shell: Kafka in, the core in the middle, PostgreSQL and Kafka out.
 
-One loop, one cycle at a time: poll input records, decode them (bad ones become
-dead letters), drop those already processed, let the core handle the rest, run
-a due batch through the solver in a process pool, write everything the cycle
-produced to PostgreSQL in one transaction (outbox included), publish the
-outbox, and only then commit the input offsets. A crash anywhere replays at
-most the uncommitted records, which deduplicate on their event ids.
+One loop, one cycle at a time: poll input records (at most
+``DRT_KAFKA__MAX_POLL_RECORDS``), decode them (bad ones become dead letters),
+drop those already processed, let the core handle the rest, run a due batch
+through the solver in a process pool, write everything the cycle produced to
+PostgreSQL in one transaction (outbox included), then publish it to Kafka.
+
+Exactly once: Kafka is the commit point, PostgreSQL is idempotent
+-----------------------------------------------------------------------
+*Shards.* Input topics are keyed by zone, so a zone lives in one partition
+index ``p`` of both input topics; that index is the zone's *shard*. The
+consumer group hands each instance a set of shards. Every outbox row carries
+the shard of the zone it concerns (dead letters: the partition they came from).
+
+*One cycle.* (1) PostgreSQL transaction: ride and vehicle state, the input event
+ids (``processed_events``), outcomes and plans, and the outputs as outbox rows.
+(2) Per owned shard, one Kafka transaction on that shard's producer
+(``transactional_id = f"{group_id}-shard-{p}"``): send every unpublished outbox
+row of the shard, and ``send_offsets_to_transaction`` for the shard's input
+partitions with metadata ``drt-outbox:<W>``, where ``W`` is the highest outbox id
+now in Kafka for that shard (the *watermark*). (3) ``published_at`` is set on the
+rows, a cache only.
+
+*Crashes.* Killed before (1) commits: nothing happened; the inputs are replayed.
+Between (1) and (2): PostgreSQL holds the new state and unpublished rows, Kafka
+neither the outputs nor the offsets; on restart the inputs are replayed, found
+in ``processed_events`` (same topic, partition and offset) and skipped, and the
+rows are published in the start-up transaction. The solver is not run again, so
+a replay cannot produce a different answer. During (2): the broker aborts the
+open transaction when the shard's producer is started again (``InitProducerId``
+fences the old one; otherwise after ``DRT_KAFKA__TRANSACTION_TIMEOUT_S``), so
+read-committed consumers never see its messages. Between (2) and (3): Kafka has
+the outputs *and* the watermark; at start-up (and whenever a shard is gained)
+the new owner starts the shard's producer (fencing any zombie), reads the
+committed offsets' metadata, marks every row ``<= W`` of that shard published
+and publishes only the rest. This removes the dual write between PostgreSQL and
+Kafka without scanning output topics: the watermark travels in the same Kafka
+transaction as the outputs it describes.
+
+*Scale-out.* A rebalance waits for the cycle in flight (the cycle lock), then
+the instance stops the producers of shards it lost, starts those it gained,
+resolves their outbox watermark, and rebuilds its state from PostgreSQL for the
+zones of the shards it owns (``Store.load_state(zones)``), dropping the rest.
+
+*Failures.* PostgreSQL or Kafka errors flip ``drt_dispatcher_healthy`` to 0, back
+off (capped exponential) and redo the take-over above, which rewinds the
+consumer to the committed offsets; nothing accepted is lost because nothing is
+acknowledged to Kafka before PostgreSQL has it.
 """
 
 from __future__ import annotations
@@ -23,7 +64,15 @@ from dispatcher.clock import Clock, SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.core import DispatchCore
 from dispatcher.geo import CrowFliesTravel, LatLon, haversine_m
-from dispatcher.kafka import Consumer, Publisher, Record, TransportError, ensure_topics
+from dispatcher.kafka import (
+    Consumer,
+    Record,
+    ShardProducer,
+    TransportError,
+    committed,
+    ensure_topics,
+    shard_of_key,
+)
 from dispatcher.metrics import Metrics
 from dispatcher.planning import BatchJob
 from dispatcher.solving import solve, warm_up
@@ -46,6 +95,20 @@ log = logging.getLogger(__name__)
 
 #: Namespace for dead-letter event ids, so a replayed bad message keeps its id.
 DEAD_LETTER_NS = uuid.UUID("5f1d7d0e-6a57-4b0a-9d43-7f1f2b1c9e11")
+#: Prefix of the outbox watermark in committed offsets' metadata.
+WATERMARK_PREFIX = "drt-outbox:"
+#: Rejections that mean the input itself was bad: they get a dead letter as well.
+BAD_INPUT_REJECTIONS = frozenset({RejectionReason.INVALID, RejectionReason.CAPACITY})
+
+
+def parse_watermark(metadata: str) -> int:
+    """The outbox watermark in committed-offset metadata (0 when there is none)."""
+    if metadata.startswith(WATERMARK_PREFIX):
+        try:
+            return int(metadata[len(WATERMARK_PREFIX) :])
+        except ValueError:
+            return 0
+    return 0
 
 
 class Dispatcher:
@@ -68,8 +131,17 @@ class Dispatcher:
         self.core = DispatchCore(settings.core_config(), self.travel)
         self._store: Store | None = None
         self._consumer: Consumer | None = None
-        self._publisher: Publisher | None = None
+        self._producers: dict[int, ShardProducer] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._input_topics = [self.topics["requests"], self.topics["vehicle_events"]]
+        self._lock = asyncio.Lock()  # held by a cycle; a rebalance waits for it
+        self._reassigned = True  # take over the assignment before the next cycle
+        self._owned: set[int] = set()
+        self._partitions = settings.kafka.partitions
+        self._watermark: dict[int, int] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+        self._committed_positions: dict[tuple[str, int], int] = {}
+        self.takeovers = 0
         self._started = False
         self._closed = False
         self._received_at: dict[str, float] = {}
@@ -90,7 +162,7 @@ class Dispatcher:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, migrate, create topics, recover state, publish what was left unsent."""
+        """Connect, migrate, create topics, join the group; state follows the assignment."""
         if self._started:
             return
         self._started = True
@@ -104,20 +176,70 @@ class Dispatcher:
         )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, warm_up)
-        await self._recover_state()
-        self._publisher = Publisher(self.settings.kafka)
-        await self._publisher.start()
-        await self._flush_outbox()
         self._consumer = Consumer(
-            self.settings.kafka, [self.topics["requests"], self.topics["vehicle_events"]]
+            self.settings.kafka,
+            self._input_topics,
+            on_revoked=self._on_revoked,
+            on_assigned=self._on_assigned,
         )
         await self._consumer.start()
-        self.metrics.healthy.set(1)
         log.info("dispatcher started; topics %s", self.topics)
+
+    async def _on_revoked(self, partitions: set[tuple[str, int]]) -> None:
+        async with self._lock:  # let the cycle in flight commit first
+            self._reassigned = True
+        log.info("partitions revoked: %s", sorted(partitions))
+
+    async def _on_assigned(self, partitions: set[tuple[str, int]]) -> None:
+        self._reassigned = True
+        log.info("partitions assigned: %s", sorted(partitions))
+
+    def shard_of_zone(self, zone: str) -> int:
+        """The input partition index the zone's events land in."""
+        return shard_of_key(zone.encode(), self._partitions)
+
+    async def _take_over(self) -> None:
+        """Own exactly the assigned shards: producers, outbox watermark, state, positions."""
+        assert self._consumer is not None and self._store is not None
+        self._reassigned = False
+        count = self._consumer.partition_count(self._input_topics[0])
+        if count:
+            self._partitions = count
+        shards = {p for t, p in self._consumer.assignment() if t in self._input_topics}
+        for p in sorted(set(self._producers) - shards):
+            await self._producers.pop(p).stop()
+        for p in sorted(shards - set(self._producers)):
+            producer = ShardProducer(
+                self.settings.kafka, f"{self.settings.kafka.group_id}-shard-{p}"
+            )
+            await producer.start()  # fences the shard's previous owner
+            self._producers[p] = producer
+        self._owned = shards
+        tps = [(t, p) for p in sorted(shards) for t in self._input_topics]
+        found = await committed(self.settings.kafka, tps) if tps else {}
+        for p in shards:
+            mark = max(
+                (parse_watermark(found[(t, p)][1]) for t in self._input_topics if (t, p) in found),
+                default=0,
+            )
+            self._watermark[p] = mark
+            if mark:
+                done = await self._store.mark_published_upto(p, mark)
+                if done:
+                    log.info("shard %d: %d outbox rows were already in Kafka", p, done)
+        await self._recover_state()
+        await self._consumer.rewind_to_committed()
+        self._positions = {tp: found[tp][0] for tp in tps if tp in found}
+        self._committed_positions = dict(self._positions)
+        await self._flush_outbox(force=True)
+        self.takeovers += 1
+        self.metrics.healthy.set(1)
+        log.info("own shards %s of %d", sorted(shards), self._partitions)
 
     async def _recover_state(self) -> None:
         assert self._store is not None
-        rides, vehicles = await self._store.load_state()
+        zones = {z for z in await self._store.zones() if self.shard_of_zone(z) in self._owned}
+        rides, vehicles = await self._store.load_state(zones)
         state = FleetState(
             vehicles={v.vehicle_id: v for v in vehicles},
             rides={r.request_id: r for r in rides},
@@ -130,7 +252,12 @@ class Dispatcher:
             for r in rides
             if r.status is RideStatus.PENDING
         }
-        log.info("recovered %d open rides and %d vehicles", len(rides), len(vehicles))
+        log.info(
+            "recovered %d open rides and %d vehicles in %d zones",
+            len(rides),
+            len(vehicles),
+            len(zones),
+        )
 
     async def stop(self) -> None:
         """Finish the pending batch, commit, close everything. Idempotent."""
@@ -138,15 +265,21 @@ class Dispatcher:
             return
         self._closed = True
         try:
-            if self._store is not None and self._consumer is not None and len(self.core.batch):
+            if (
+                self._store is not None
+                and self._consumer is not None
+                and not self._reassigned
+                and len(self.core.batch)
+            ):
                 async with asyncio.timeout(self.settings.dispatch.graceful_timeout_s):
-                    await self._cycle([], force=True)
+                    async with self._lock:
+                        await self._cycle([], force=True)
         except (TimeoutError, StoreError, TransportError):
             log.exception("could not finish the last batch; it will be replayed")
         finally:
             for closer in (
                 self._consumer.stop if self._consumer else None,
-                self._publisher.stop if self._publisher else None,
+                *(p.stop for p in self._producers.values()),
                 self._store.close if self._store else None,
             ):
                 if closer is not None:
@@ -176,47 +309,57 @@ class Dispatcher:
                 await self._recover_after_failure()
 
     async def _recover_after_failure(self) -> None:
-        """Forget in-memory progress and resume from what PostgreSQL and Kafka committed."""
-        try:
-            await self._recover_state()
-            assert self._consumer is not None
-            await self._consumer.rewind_to_committed()
-            await self._flush_outbox()
-            self.metrics.healthy.set(1)
-        except (StoreError, TransportError, OSError) as exc:
-            log.warning("recovery failed: %s", exc)
+        """Forget in-memory progress; the next step resumes from what was committed."""
+        for producer in self._producers.values():
+            await producer.stop()  # its transaction state is unknown; start afresh
+        self._producers.clear()
+        self._reassigned = True
 
     async def _step(self) -> None:
         assert self._consumer is not None
         due_at = self.core.next_due_at()
         now = self.clock.now()
         timeout = 0.5 if due_at is None else min(0.5, max(0.0, due_at - now))
-        records = await self._consumer.poll(timeout)
-        if records or self.core.due(self.clock.now()):
-            await self._cycle(records)
+        records = await self._consumer.poll(timeout, self.settings.kafka.max_poll_records)
+        async with self._lock:
+            if self._reassigned:
+                # Records polled around a rebalance are read again after the rewind.
+                await self._take_over()
+            elif records or self.core.due(self.clock.now()):
+                await self._cycle(records)
         await self._observe()
 
     async def _cycle(self, records: list[Record], *, force: bool = False) -> None:
         assert self._store is not None and self._consumer is not None
         now = self.clock.now()
         decoded: list[tuple[Record, Event]] = []
-        outputs: list[Event] = []
+        outputs: list[tuple[Event, int]] = []
         processed: list[Processed] = []
         for record in records:
+            tp = (record.topic, record.partition)
+            self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
             role = self._role_of_topic.get(record.topic, "")
             try:
                 decoded.append((record, decode(role, record.value)))
             except DecodeError as exc:
                 outputs.extend(self._dead_letter(record, exc.reason, exc.error_type, now))
                 if exc.request_id is not None and role == "requests":
-                    outputs.append(self._invalid_rejection(exc.request_id, exc.reason, now))
+                    rejection = self._invalid_rejection(exc.request_id, exc.reason, now)
+                    outputs.append((rejection, record.partition))
         seen = await self._store.seen([e.event_id for _, e in decoded])
         requests: list[RideRequestedV1] = []
         for record, event in decoded:
-            if event.event_id in seen:
+            first = seen.get(event.event_id)
+            if first is not None:
                 self.metrics.duplicates.inc()
-                continue
-            seen.add(event.event_id)
+                if first != (record.topic, record.partition, record.offset):
+                    reason = (
+                        f"duplicate event id {event.event_id}: first seen at"
+                        f" {first[0]}[{first[1]}]@{first[2]}"
+                    )
+                    outputs.extend(self._dead_letter(record, reason, "semantic", now))
+                continue  # else a replay of a record already processed: skip silently
+            seen[event.event_id] = (record.topic, record.partition, record.offset)
             self.metrics.events_received.labels(event.type).inc()
             before = self._vehicle_position(event)
             handled = self.core.handle(event, now)
@@ -227,7 +370,11 @@ class Dispatcher:
             elif isinstance(event, RideRequestedV1):
                 requests.append(event)
                 self._received_at.setdefault(event.request_id, time.monotonic())
-            outputs.extend(handled.outputs)
+                for out in handled.outputs:
+                    if isinstance(out, RideRejectedV1) and out.reason in BAD_INPUT_REJECTIONS:
+                        reason = f"request rejected as {out.reason.value}: {out.message}"
+                        outputs.extend(self._dead_letter(record, reason, "semantic", now))
+            outputs.extend((e, record.partition) for e in handled.outputs)
             processed.append(
                 Processed(event.event_id, record.topic, record.partition, record.offset)
             )
@@ -237,36 +384,60 @@ class Dispatcher:
             job = self.core.prepare(now)
         if job is not None:
             plan = await self._solve(job)
-            outputs.extend(self.core.complete(job, plan, self.clock.now()))
+            fallback = min(self._owned, default=0)
+            outputs.extend((e, fallback) for e in self.core.complete(job, plan, self.clock.now()))
         rides, vehicles = self.core.state.drain_dirty()
-        outgoing = [Outgoing(self.topics[role_of(e)], key_of(e), e) for e in outputs]
+        outgoing = [
+            Outgoing(self.topics[role_of(e)], key_of(e), e, self._shard_for(e, default))
+            for e, default in outputs
+        ]
         await self._store.commit_cycle(processed, requests, rides, vehicles, outgoing)
         await self._flush_outbox()
-        await self._consumer.commit(records)
-        self._count_outputs(outputs)
+        self._count_outputs([e for e, _ in outputs])
         self.cycles += 1
+
+    def _shard_for(self, event: Event, default: int) -> int:
+        """The owned shard an output belongs to: its zone's, else where its cause came from."""
+        if isinstance(event, DeadLetterV1):
+            return event.original_partition
+        zone = getattr(event, "zone", None)
+        if isinstance(zone, str):
+            shard = self.shard_of_zone(zone)
+            if shard in self._owned:
+                return shard
+        return default
 
     def _dead_letter(
         self, record: Record, reason: str, error_type: ErrorType, now: float
-    ) -> list[Event]:
+    ) -> list[tuple[Event, int]]:
         self.metrics.dead_letters.labels(error_type).inc()
+        # The reason may quote the payload (coordinates, passenger_ref): not in the log.
         log.warning(
-            "dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+            "dead letter from %s[%d]@%d (%s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            error_type,
         )
         event_id = uuid.uuid5(DEAD_LETTER_NS, f"{record.topic}:{record.partition}:{record.offset}")
         payload = (record.value or b"").decode("utf-8", errors="replace")
         return [
-            DeadLetterV1(
-                event_id=event_id,
-                occurred_at=to_datetime(now),
-                source=self.settings.kafka.client_id,
-                original_topic=record.topic,
-                original_partition=record.partition,
-                original_offset=record.offset,
-                original_key=record.key.decode("utf-8", errors="replace") if record.key else None,
-                payload=payload[:100_000],
-                reason=reason[:5000],
-                error_type=error_type,
+            (
+                DeadLetterV1(
+                    event_id=event_id,
+                    occurred_at=to_datetime(now),
+                    source=self.settings.kafka.client_id,
+                    original_topic=record.topic,
+                    original_partition=record.partition,
+                    original_offset=record.offset,
+                    original_key=record.key.decode("utf-8", errors="replace")
+                    if record.key
+                    else None,
+                    payload=payload[:100_000],
+                    reason=reason[:5000],
+                    error_type=error_type,
+                ),
+                record.partition,
             )
         ]
 
@@ -315,15 +486,42 @@ class Dispatcher:
         )
         return plan
 
-    async def _flush_outbox(self) -> None:
-        assert self._store is not None and self._publisher is not None
-        while True:
-            rows = await self._store.unpublished()
-            self.metrics.outbox_unpublished.set(len(rows))
-            if not rows:
-                return
-            await self._publisher.publish([(r.topic, r.key, r.value) for r in rows])
-            await self._store.mark_published([r.id for r in rows])
+    async def _flush_outbox(self, *, force: bool = False) -> None:
+        """Per owned shard: one Kafka transaction with its unpublished rows and offsets."""
+        assert self._store is not None and self._consumer is not None
+        backlog = 0
+        for shard in sorted(self._owned):
+            tps = [(t, shard) for t in self._input_topics]
+            while True:
+                rows = await self._store.unpublished([shard], limit=1000)
+                moved = any(
+                    self._positions.get(tp) != self._committed_positions.get(tp) for tp in tps
+                )
+                if not rows and not moved and not force:
+                    break
+                mark = max([self._watermark.get(shard, 0), *(r.id for r in rows)])
+                offsets = {}
+                for tp in tps:
+                    position = self._positions.get(tp)
+                    if position is None:
+                        position = await self._consumer.position(*tp)
+                        self._positions[tp] = position
+                    offsets[tp] = (position, f"{WATERMARK_PREFIX}{mark}")
+                await self._producers[shard].transact(
+                    [
+                        (r.topic, r.key, r.value, [("event_id", str(r.event_id).encode())])
+                        for r in rows
+                    ],
+                    offsets,
+                )
+                self._watermark[shard] = mark
+                self._committed_positions.update({tp: o for tp, (o, _) in offsets.items()})
+                await self._store.mark_published([r.id for r in rows])
+                force = False
+                if len(rows) < 1000:
+                    break
+                backlog += len(rows)
+        self.metrics.outbox_unpublished.set(backlog)
 
     def _count_outputs(self, outputs: list[Event]) -> None:
         for e in outputs:

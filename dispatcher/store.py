@@ -3,13 +3,17 @@
 One transaction per dispatcher cycle writes everything the cycle produced,
 each row keyed by an event or request id (``ON CONFLICT DO NOTHING``), so a
 replayed input never writes twice. Outgoing messages go to the ``outbox`` in the
-same transaction and are marked published once Kafka acknowledged them.
+same transaction, tagged with their shard; ``published_at`` is only a cache of
+what Kafka committed (see ``dispatcher/service.py``): the truth is the outbox
+watermark in the committed offsets' metadata, applied by :meth:`Store.mark_published_upto`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Self
@@ -50,6 +54,7 @@ class Outgoing:
     topic: str
     key: bytes
     event: Event
+    shard: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,27 @@ class OutboxRow:
     topic: str
     key: bytes | None
     value: bytes
+    shard: int = 0
+    event_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """Rows the retention job anonymised or deleted, per table."""
+
+    anonymised: dict[str, int]
+    deleted: dict[str, int]
+
+
+def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str | None:
+    """asyncpg's ``ssl`` argument from ``sslmode`` and ``sslrootcert``."""
+    mode = settings.sslmode
+    if settings.sslrootcert:
+        context = ssl.create_default_context(cafile=settings.sslrootcert)
+        if mode == "verify-ca":
+            context.check_hostname = False
+        return context
+    return mode
 
 
 def _migrations() -> list[tuple[str, str]]:
@@ -76,19 +102,30 @@ class Store:
     @classmethod
     async def connect(cls, settings: DatabaseSettings) -> Self:
         schema = settings.db_schema
+        extra: dict[str, Any] = {}
+        if (password := settings.password_value()) is not None:
+            extra["password"] = password
+        if (ssl_arg := ssl_option(settings)) is not None:
+            extra["ssl"] = ssl_arg
         try:
             pool = await asyncpg.create_pool(
-                settings.dsn.get_secret_value(),
+                settings.dsn_value(),
+                **extra,
                 min_size=settings.pool_min,
                 max_size=settings.pool_max,
                 timeout=settings.timeout_s,
                 command_timeout=settings.timeout_s,
                 server_settings={"search_path": schema, "application_name": "drt-dispatcher"},
             )
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            # The message of a failed connect never carries the password, but be sure.
+            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
         store = cls(pool, schema)
-        await store.migrate()
+        try:
+            await store.migrate()
+        except BaseException:
+            await pool.close()
+            raise
         return store
 
     async def close(self) -> None:
@@ -120,27 +157,42 @@ class Store:
             log.info("applied migrations %s", applied)
         return applied
 
-    async def load_state(self) -> tuple[list[Ride], list[VehicleState]]:
-        """All rides not final and all vehicles, to rebuild the fleet state."""
+    async def zones(self) -> set[str]:
+        """Every zone that has a ride or a vehicle."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT zone FROM rides UNION SELECT zone FROM vehicles")
+        return {r["zone"] for r in rows}
+
+    async def load_state(
+        self, zones: Collection[str] | None = None
+    ) -> tuple[list[Ride], list[VehicleState]]:
+        """Rides not final and vehicles, of ``zones`` (all when None), to rebuild state."""
+        wanted = None if zones is None else list(zones)
         async with self._pool.acquire() as conn:
             ride_rows = await conn.fetch(
                 "SELECT data FROM rides WHERE status IN ('pending', 'offered', 'onboard')"
+                " AND ($1::text[] IS NULL OR zone = ANY($1::text[]))",
+                wanted,
             )
-            vehicle_rows = await conn.fetch("SELECT data FROM vehicles")
+            vehicle_rows = await conn.fetch(
+                "SELECT data FROM vehicles WHERE ($1::text[] IS NULL OR zone = ANY($1::text[]))",
+                wanted,
+            )
         rides = [Ride.from_dict(json.loads(r["data"])) for r in ride_rows]
         vehicles = [VehicleState.from_dict(json.loads(r["data"])) for r in vehicle_rows]
         return rides, vehicles
 
-    async def seen(self, event_ids: list[UUID]) -> set[UUID]:
-        """Which of these input events were already processed."""
+    async def seen(self, event_ids: list[UUID]) -> dict[UUID, tuple[str, int, int]]:
+        """Which of these input events were already processed, and from where."""
         if not event_ids:
-            return set()
+            return {}
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT event_id FROM processed_events WHERE event_id = ANY($1::uuid[])",
+                'SELECT event_id, topic, partition, "offset" FROM processed_events'
+                " WHERE event_id = ANY($1::uuid[])",
                 event_ids,
             )
-        return {r["event_id"] for r in rows}
+        return {r["event_id"]: (r["topic"], r["partition"], r["offset"]) for r in rows}
 
     async def commit_cycle(
         self,
@@ -247,19 +299,28 @@ class Store:
             )
         if outgoing:
             await conn.executemany(
-                "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                [(o.event.event_id, o.topic, o.key, encode(o.event)) for o in outgoing],
+                "INSERT INTO outbox (event_id, topic, key, value, shard)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                [(o.event.event_id, o.topic, o.key, encode(o.event), o.shard) for o in outgoing],
             )
 
-    async def unpublished(self, limit: int = 1000) -> list[OutboxRow]:
+    async def unpublished(
+        self, shards: Collection[int] | None = None, limit: int = 1000
+    ) -> list[OutboxRow]:
+        """Outbox rows not yet known to be in Kafka, oldest first, of ``shards``."""
+        wanted = None if shards is None else list(shards)
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL"
+                "SELECT id, topic, key, value, shard, event_id FROM outbox"
+                " WHERE published_at IS NULL AND ($2::int[] IS NULL OR shard = ANY($2::int[]))"
                 " ORDER BY id LIMIT $1",
                 limit,
+                wanted,
             )
-        return [OutboxRow(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
+        return [
+            OutboxRow(r["id"], r["topic"], r["key"], r["value"], r["shard"], r["event_id"])
+            for r in rows
+        ]
 
     async def mark_published(self, ids: list[int]) -> None:
         if not ids:
@@ -268,6 +329,71 @@ class Store:
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
             )
+
+    async def mark_published_upto(self, shard: int, watermark: int) -> int:
+        """Mark a shard's rows up to ``watermark`` published (Kafka committed them)."""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "UPDATE outbox SET published_at = now()"
+                " WHERE shard = $1 AND id <= $2 AND published_at IS NULL",
+                shard,
+                watermark,
+            )
+        return int(status.split()[-1])
+
+    async def apply_retention(self, days: int) -> RetentionReport:
+        """Anonymise or delete personal data older than ``days`` (see dispatcher.retention)."""
+        from dispatcher.retention import anonymise  # noqa: PLC0415
+
+        final = "status IN ('completed', 'rejected', 'cancelled', 'no_show')"
+        cutoff = "now() - make_interval(days => $1::int)"
+        anonymised: dict[str, int] = {}
+        deleted: dict[str, int] = {}
+        targets = {
+            "rides": (
+                "request_id",
+                "data",
+                "SELECT request_id AS k, data AS doc FROM rides WHERE "  # noqa: S608 - constant identifiers
+                + final
+                + " AND updated_at < "
+                + cutoff
+                + " AND anonymised_at IS NULL",
+            ),
+            "requests": (
+                "request_id",
+                "payload",
+                "SELECT q.request_id AS k, q.payload AS doc FROM requests q"  # noqa: S608 - constant identifiers
+                " JOIN rides r USING (request_id) WHERE r."
+                + final
+                + " AND q.received_at < "
+                + cutoff
+                + " AND q.anonymised_at IS NULL",
+            ),
+            "outcomes": (
+                "event_id",
+                "payload",
+                "SELECT event_id AS k, payload AS doc FROM outcomes WHERE created_at < "  # noqa: S608 - constant identifiers
+                + cutoff
+                + " AND anonymised_at IS NULL",
+            ),
+        }
+        async with self._pool.acquire() as conn, conn.transaction():
+            for table, (key, column, select) in targets.items():
+                rows = await conn.fetch(select, days)
+                await conn.executemany(
+                    "UPDATE " + table + " SET " + column + " = $2::jsonb,"  # noqa: S608 - constant identifiers
+                    " anonymised_at = now() WHERE " + key + " = $1",
+                    [(r["k"], json.dumps(anonymise(json.loads(r["doc"])))) for r in rows],
+                )
+                anonymised[table] = len(rows)
+            for table, where in (
+                ("driver_plans", "created_at < " + cutoff),
+                ("dead_letters", "created_at < " + cutoff),
+                ("outbox", "published_at IS NOT NULL AND created_at < " + cutoff),
+            ):
+                status = await conn.execute("DELETE FROM " + table + " WHERE " + where, days)  # noqa: S608 - constant identifiers
+                deleted[table] = int(status.split()[-1])
+        return RetentionReport(anonymised, deleted)
 
     async def fetch(self, query: str, *args: object) -> list[dict[str, Any]]:
         """Read-only helper for tools and tests."""
