@@ -228,12 +228,14 @@ def plot_gap_vs_budget(
     out: Path,
     seed: int = 0,
     bks: Path | None = None,
+    *,
+    names: Sequence[str] | None = None,
 ) -> Path:
     """Plot the mean gap to best-known values against the time budget, one line per solver.
 
     Runs :func:`bench_solver` for every (solver, budget) pair (so this takes
     ``len(solvers) * sum(budgets) * instances`` seconds at most) and writes a
-    PNG to ``out``; returns ``out``.
+    PNG to ``out``; returns ``out``. ``names`` restricts the instances.
     """
     import matplotlib  # noqa: PLC0415
 

@@ -321,6 +321,11 @@ class InsertionState:
 
     # -- construction ------------------------------------------------------------
 
+    def _rank(self, rid: str) -> int:
+        """0 for a passenger on board, 1 for a mandatory request, 2 for an optional one."""
+        r = self.scheduler.requests[rid]
+        return 0 if r.onboard_vehicle else (1 if r.penalty is None else 2)
+
     def load_hint(self, hint: Iterable[tuple[str, Sequence[StopRef]]]) -> None:
         """Start from hinted routes: keep each when feasible, else keep what fits in order."""
         used: set[str] = set()
@@ -351,20 +356,34 @@ class InsertionState:
                 == (1 if self.scheduler.requests[rid].onboard_vehicle else 2)
             }
             seq = [(x, k) for x, k in seq if x.id in complete]
-            if seq and self.set_route(vid, seq):
-                used.update(complete)
-                continue
-            kept: list[Sequenced] = []
-            kept_ids: set[str] = set()
-            for rid in ids:
-                if rid not in complete:
-                    continue
-                trial_ids = kept_ids | {rid}
-                trial = [(x, k) for x, k in seq if x.id in trial_ids]
-                if not isinstance(self.evaluate(v, trial), Infeasible):
-                    kept, kept_ids = trial, trial_ids
-            self.set_route(vid, kept)
-            used.update(kept_ids)
+            missing = [
+                r
+                for r in self.problem.requests
+                if r.onboard_vehicle == vid and r.id not in complete
+            ]
+            if not (seq and self.set_route(vid, seq)):
+                # keep what fits, in hint order: on board first, then mandatory, then optional
+                kept: list[Sequenced] = []
+                kept_ids: set[str] = set()
+                for rid in sorted((x for x in ids if x in complete), key=self._rank):
+                    trial_ids = kept_ids | {rid}
+                    trial = [(x, k) for x, k in seq if x.id in trial_ids]
+                    if not isinstance(self.evaluate(v, trial), Infeasible):
+                        kept, kept_ids = trial, trial_ids
+                seq = kept
+                self.set_route(vid, seq)
+            # passengers on board the hint forgot must fit too: drop hinted
+            # requests from the end until they do
+            droppable = [x.id for x, _ in seq if x.onboard_vehicle is None]
+            droppable = list(dict.fromkeys(droppable))
+            for r in missing:
+                if not self.insert(r):
+                    while droppable and r.id in self.unassigned:
+                        gone = droppable.pop()
+                        seq = [(x, k) for x, k in self.seqs[vid] if x.id != gone]
+                        self.set_route(vid, seq)
+                        self.insert(r)
+            used.update(x.id for x, _ in self.seqs[vid])
 
 
 def _order(problem: Problem, rng: random.Random | None) -> list[Request]:
@@ -382,9 +401,18 @@ def _order(problem: Problem, rng: random.Random | None) -> list[Request]:
     return sorted(problem.requests, key=key)
 
 
-def _improve(state: InsertionState, deadline: float, rng: random.Random, rounds: int) -> None:
-    """Remove and re-insert each request where cheaper; stop at a local optimum or the deadline."""
-    ids = [r.id for r in state.problem.requests if r.onboard_vehicle is None]
+def _improve(
+    state: InsertionState,
+    deadline: float,
+    rng: random.Random,
+    rounds: int,
+    fixed: frozenset[str] = frozenset(),
+) -> None:
+    """Remove and re-insert each request where cheaper; stop at a local optimum or the deadline.
+
+    Requests in ``fixed`` (those of kept hinted routes) are not moved.
+    """
+    ids = [r.id for r in state.problem.requests if r.onboard_vehicle is None and r.id not in fixed]
     for _ in range(rounds):
         improved = False
         order = list(ids)
@@ -425,6 +453,12 @@ def _improve(state: InsertionState, deadline: float, rng: random.Random, rounds:
 def insertion_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Plan:
     """Cheapest feasible insertion from ``problem.hint``, then remove-and-reinsert.
 
+    Hinted routes are kept when feasible (else the longest feasible part of
+    them, in order): their requests stay on their vehicle in their order, and
+    new requests are inserted around them. Only the new requests are moved by
+    the remove-and-reinsert pass, so a fallback plan never reshuffles what
+    drivers were already told.
+
     Implements :class:`~solvers.base.Solver`. Requests with ``penalty=None`` are
     inserted first and at any cost; optional ones only when cheaper than their
     penalty. Unserved requests carry a reason: ``"capacity"`` (no allowed
@@ -442,11 +476,11 @@ def insertion_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> 
     rng = random.Random(seed)  # noqa: S311 (tie-breaking, not cryptography)
     state = InsertionState(problem)
     state.load_hint((h.vehicle_id, h.stops) for h in problem.hint)
-    served = {x.id for seq in state.seqs.values() for x, _ in seq}
+    served = frozenset(x.id for seq in state.seqs.values() for x, _ in seq)
     for r in _order(problem, rng if seed else None):
         if r.id not in served:
             state.insert(r)
-    _improve(state, deadline, rng, rounds=3)
+    _improve(state, deadline, rng, rounds=3, fixed=served)
     runtime = time.monotonic() - t0
     return state.plan(
         SolveStats(

@@ -38,7 +38,8 @@ from dataclasses import dataclass, replace
 
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from solvers.insertion import insertion_solve
+from solvers.insertion import InsertionState, insertion_solve
+from solvers.lns import lns_improve
 from solvers.model import (
     HORIZON,
     Plan,
@@ -54,7 +55,9 @@ from solvers.model import (
 from solvers.schedule import Infeasible, Scheduler, Sequenced, Times
 
 #: Share of the time limit the insertion warm start may use.
-WARM_START_SHARE = 0.25
+WARM_START_SHARE = 0.1
+#: Share of the time limit for the ruin-and-recreate search before OR-Tools.
+LNS_SHARE = 0.6
 
 
 @dataclass(slots=True)
@@ -312,6 +315,8 @@ def ortools_solve(
     *,
     seed: int = 0,
     solution_limit: int | None = None,
+    lns_share: float = LNS_SHARE,
+    lns_iterations: int | None = None,
 ) -> Plan:
     """Solve with OR-Tools (guided local search from the insertion warm start).
 
@@ -320,11 +325,35 @@ def ortools_solve(
     the search after that many improving solutions: deterministic, for tests.
     ``stats.objective`` is distance + fixed costs + penalties, an unserved
     mandatory request counting as the big penalty the model uses.
+
+    The warm start is the insertion heuristic followed by ruin-and-recreate
+    (:mod:`solvers.lns`) for ``lns_share`` of the time limit; OR-Tools' guided
+    local search gets the rest. With a ``solution_limit`` the LNS runs only
+    ``lns_iterations`` iterations (none by default), so the whole solve is
+    deterministic.
     """
     t0 = time.monotonic()
     warm = insertion_solve(
         problem, SolveLimits(max(0.01, limits.time_limit * WARM_START_SHARE)), seed=seed
     )
+    if solution_limit is not None and lns_iterations is None:
+        lns_iterations = 0
+    if lns_share > 0 and lns_iterations != 0 and problem.requests:
+        state = InsertionState(problem)
+        state.restore(
+            {
+                r.vehicle_id: [(problem.request(s.request_id), s.kind) for s in r.stops]
+                for r in warm.routes
+            },
+            {u.request_id: u.reason for u in warm.unassigned},
+        )
+        lns_improve(
+            state,
+            seed=seed,
+            deadline=t0 + lns_share * limits.time_limit,
+            iterations=lns_iterations,
+        )
+        warm = state.plan(warm.stats)
     reasons = {u.request_id: u.reason for u in warm.unassigned}
     if not problem.requests:
         runtime = time.monotonic() - t0

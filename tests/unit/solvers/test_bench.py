@@ -1,0 +1,65 @@
+"""The benchmark runner: results file layout, node ids, checking, gaps and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from solvers.bench import bench_solver, find_bks, instance_files, plot_gap_vs_budget
+
+
+def test_instance_files_and_bks_location(cordeau_ab: Path, cordeau_pr: Path):
+    """Instances are sorted by name; bks.csv is found two levels up."""
+    files = instance_files(cordeau_ab)
+    assert files[0].stem == "a2-16"
+    assert [p.stem for p in instance_files(cordeau_pr)][:2] == ["pr01", "pr02"]
+    assert find_bks(cordeau_ab) == (cordeau_ab.parent.parent / "bks.csv").resolve()
+
+
+def test_bench_writes_checked_results(cordeau_ab: Path, tmp_path: Path):
+    """One instance through the insertion solver: JSON with routes in file node ids."""
+    out = tmp_path / "results.json"
+    console = Console(record=True, width=120)
+    results = bench_solver(
+        "darp", cordeau_ab, 2.0, "insertion", out, console=console, names=["a2-16"]
+    )
+    data = json.loads(out.read_text())
+    assert data["results"] == results
+    (record,) = results
+    assert record["instance"] == "a2-16"
+    assert record["feasible"] is True
+    assert record["violations"] == []
+    assert record["bks"] == 294.25
+    assert record["gap"] >= -0.01
+    nodes = sorted(n for route in record["routes"] for n in route["nodes"])
+    assert nodes == list(range(1, 33))  # every pickup and drop-off, no depot
+    for route in record["routes"]:
+        assert len(route["start"]) == len(route["nodes"])
+        assert route["start"] == sorted(route["start"])
+    text = console.export_text()
+    assert "a2-16" in text
+    assert "mean gap" in text
+
+
+def test_vroom_violations_are_reported(cordeau_ab: Path):
+    """VROOM cannot bound ride times: its a2-16 plan is flagged, not hidden."""
+    (record,) = bench_solver(
+        "darp", cordeau_ab, 1.0, "vroom", None, console=Console(quiet=True), names=["a2-16"]
+    )
+    assert record["feasible"] is False
+    assert any("ride time" in v for v in record["violations"])
+
+
+def test_pdptw_vehicles_and_plot(lilim_100: Path, tmp_path: Path):
+    """Li & Lim runs report vehicles next to the bks; the plot is a PNG file."""
+    (record,) = bench_solver(
+        "pdptw", lilim_100, 1.0, "insertion", None, console=Console(quiet=True), names=["lc101"]
+    )
+    assert record["bks_vehicles"] == 10
+    assert record["feasible"]
+    png = plot_gap_vs_budget(
+        "pdptw", lilim_100, [0.2, 0.4], ["insertion"], tmp_path / "gap.png", names=["lc101"]
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
