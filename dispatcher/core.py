@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dispatcher.batching import BatchPolicy
 from dispatcher.clock import to_datetime, to_timestamp
-from dispatcher.geo import LatLon, TravelModel
-from dispatcher.planning import BatchJob, PlanningConfig, build_problem, mandatory_missing
+from dispatcher.geo import LatLon, TravelModel, haversine_m
+from dispatcher.planning import (
+    BREAK_PREFIX,
+    BatchJob,
+    PlanningConfig,
+    break_id,
+    build_problem,
+    plan_problems,
+)
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from schemas.dispatch import (
     DriverPlanV1,
@@ -37,7 +45,8 @@ from schemas.vehicle import (
     ShiftEndedV1,
     ShiftStartedV1,
 )
-from solvers.model import Plan, SolveStats
+from solvers.insertion import insert_request, insertion_solve
+from solvers.model import Plan, SolveLimits, SolveStats, StopRef
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +65,29 @@ class Area:
 
 
 @dataclass(frozen=True, slots=True)
+class VirtualStop:
+    """A stop passengers are picked up at and dropped off at (requests snap to it)."""
+
+    id: str
+    lat: float
+    lon: float
+    name: str | None = None
+
+    @property
+    def point(self) -> LatLon:
+        return LatLon(self.lat, self.lon)
+
+
+@dataclass(frozen=True, slots=True)
 class CoreConfig:
-    """Everything the core needs to decide; built by the shell from ``Settings``."""
+    """Everything the core needs to decide; built by the shell from ``Settings``.
+
+    ``mode`` is ``"batch"`` (requests wait ``batch_window_s`` and are solved
+    together by the shell's solver) or ``"immediate"`` (each request is answered
+    inside ``handle`` by cheapest insertion into the current routes). With
+    ``reopt_every_s > 0`` the core also asks the shell (``due``/``prepare``) to
+    re-optimise every open ride that often, if anything changed since the last time.
+    """
 
     planning: PlanningConfig = field(default_factory=PlanningConfig)
     batch_window_s: float = 2.0
@@ -67,6 +97,23 @@ class CoreConfig:
     past_tolerance_s: int = 300
     forget_after_s: int = 6 * 3600
     source: str = "dispatcher"
+    mode: str = "batch"
+    reopt_every_s: float = 0.0
+    #: a no-show is accepted only this long after arriving (and the window opening)
+    no_show_wait_s: float = 300.0
+    #: virtual stops requests snap to (empty: door to door)
+    stops: tuple[VirtualStop, ...] = ()
+    walk_max_m: float = 500.0
+    #: local service hours (start, end); the end may exceed 24 (after midnight)
+    service_hours: tuple[float, float] | None = None
+    timezone: str = "Europe/Berlin"
+    #: rejected for lack of a vehicle: try later pickups in these steps, this many times
+    alternative_step_s: int = 1800
+    alternative_tries: int = 4
+
+    def __post_init__(self) -> None:
+        if self.mode not in {"batch", "immediate"}:
+            raise ValueError(f"CoreConfig mode {self.mode!r} not understood")
 
 
 @dataclass(slots=True)
@@ -94,6 +141,10 @@ class DispatchCore:
         for ride in sorted(self.state.rides.values(), key=lambda r: r.received_at):
             if ride.status is RideStatus.PENDING:
                 self.batch.offer(ride.request_id, ride.received_at)
+        #: routes changed this many times; re-optimise when it moved since the last time
+        self.changes = 0
+        self._reopt_changes = 0
+        self._next_reopt: float | None = None
 
     # -- input -------------------------------------------------------------------------
 
@@ -125,10 +176,17 @@ class DispatchCore:
         return Handled(dead_letter=f"the dispatcher does not handle {type(event).__name__}")
 
     def _reject(
-        self, ride: Ride, reason: RejectionReason, message: str, now: float
+        self,
+        ride: Ride,
+        reason: RejectionReason,
+        message: str,
+        now: float,
+        alternative: float | None = None,
     ) -> RideRejectedV1:
         ride.status = RideStatus.REJECTED
         ride.outcome_reason = reason.value
+        if ride.replanned_from is not None:
+            ride.outcome_reason = f"re-plan off {ride.replanned_from}: {reason.value}"
         self.state.touch_ride(ride)
         return RideRejectedV1(
             occurred_at=to_datetime(now),
@@ -137,7 +195,92 @@ class DispatchCore:
             zone=ride.zone,
             reason=reason,
             message=message,
+            alternative_pickup=to_datetime(alternative) if alternative is not None else None,
         )
+
+    def _reject_no_vehicle(self, ride: Ride, now: float) -> RideRejectedV1:
+        message = "no vehicle can serve this ride within the time window"
+        if ride.replanned_from is not None:
+            message = f"vehicle {ride.replanned_from} is out of service and no other can take it"
+        alternative = self.alternative_pickup(ride, now)
+        return self._reject(ride, RejectionReason.NO_VEHICLE, message, now, alternative)
+
+    def alternative_pickup(self, ride: Ride, now: float) -> float | None:
+        """A later pickup time the current routes could take (by insertion), or None.
+
+        Tries the pickup window shifted by ``alternative_step_s``, up to
+        ``alternative_tries`` times; nothing is reserved.
+        """
+        cfg = self.config
+        if ride.latest_dropoff is not None or cfg.alternative_tries <= 0:
+            return None  # an arrival booking: a later pickup misses the arrival
+        saved = (ride.earliest_pickup, ride.latest_pickup, ride.status)
+        width = max(0.0, ride.latest_pickup - ride.earliest_pickup)
+        try:
+            ride.status = RideStatus.PENDING
+            for k in range(1, cfg.alternative_tries + 1):
+                ride.earliest_pickup = saved[0] + k * cfg.alternative_step_s
+                ride.latest_pickup = ride.earliest_pickup + width
+                if not self.in_service_hours(ride.earliest_pickup):
+                    continue
+                job = build_problem(
+                    self.state, [ride.request_id], now, self.travel, cfg.planning
+                )
+                plan = self._insertion(job, ride.request_id)
+                if plan is None or plan_problems(job, plan):
+                    continue
+                for route in plan.routes:
+                    for stop in route.stops:
+                        if stop.request_id == ride.request_id and stop.kind.value == "pickup":
+                            return float(job.epoch + stop.service_start)
+            return None
+        finally:
+            ride.earliest_pickup, ride.latest_pickup, ride.status = saved
+
+    # -- immediate mode ------------------------------------------------------------------
+
+    def _insertion(self, job: BatchJob, request_id: str) -> Plan | None:
+        """The current routes with ``request_id`` inserted cheaply (None: impossible)."""
+        problem = job.problem
+        if all(r.id != request_id for r in problem.requests):
+            return None  # no vehicle on shift takes new rides
+        routes: dict[str, list[StopRef]] = {h.vehicle_id: list(h.stops) for h in problem.hint}
+        current: Plan | dict[str, list[StopRef]] = routes
+        hinted = {s.request_id for stops in routes.values() for s in stops}
+        for r in problem.requests:
+            if r.id.startswith(BREAK_PREFIX) and r.id not in hinted:
+                with_break = insert_request(problem, current, r.id)
+                if with_break is not None:
+                    current = with_break
+        plan = insert_request(problem, current, request_id)
+        if plan is None:
+            # The routes as they stand may be infeasible (delays): repair them all.
+            plan = insertion_solve(problem, SolveLimits(0.05))
+            if request_id not in plan.served:
+                return None
+        return plan
+
+    def _insert_now(self, request_ids: list[str], now: float) -> list[Event]:
+        """Answer requests at once: insert each into the routes, offer or reject."""
+        outputs: list[Event] = []
+        for rid in request_ids:
+            ride = self.state.rides[rid]
+            job = build_problem(self.state, [rid], now, self.travel, self.config.planning)
+            job = BatchJob(
+                job.problem,
+                job.epoch,
+                job.new_ids,
+                job.locked,
+                job.points,
+                job.snapshot,
+                "insert",
+            )
+            plan = self._insertion(job, rid)
+            if plan is None or plan_problems(job, plan):
+                outputs.append(self._reject_no_vehicle(ride, now))
+                continue
+            outputs.extend(self.complete(job, plan, now))
+        return _dedupe_plans(outputs)
 
     def _requested(self, e: RideRequestedV1, now: float) -> Handled:
         known = self.state.rides.get(e.request_id)
@@ -146,8 +289,8 @@ class DispatchCore:
                 return Handled()  # a redelivery of what we already have
             return Handled(dead_letter=f"request id {e.request_id!r} is already in use")
         pc = self.config.planning
-        origin = LatLon(e.origin.lat, e.origin.lon)
-        destination = LatLon(e.destination.lat, e.destination.lon)
+        origin, origin_stop, walk_o = self._snap(e.origin)
+        destination, destination_stop, walk_d = self._snap(e.destination)
         direct_s, _ = self.travel.leg(origin, destination)
         max_ride = round(pc.ride_alpha * direct_s + pc.ride_beta_s)
         ride = Ride(
@@ -164,20 +307,81 @@ class DispatchCore:
             latest_dropoff=None,
             direct_s=direct_s,
             max_ride_s=max_ride,
-            origin_stop_id=e.origin.stop_id,
-            destination_stop_id=e.destination.stop_id,
+            origin_stop_id=origin_stop,
+            destination_stop_id=destination_stop,
             event_id=str(e.event_id),
+            walk_m=round((walk_o or 0) + (walk_d or 0)),
         )
         self.state.rides[ride.request_id] = ride
+        if walk_o is None or walk_d is None:
+            where = "origin" if walk_o is None else "destination"
+            message = f"no stop within {self.config.walk_max_m:.0f} m of the {where}"
+            return Handled([self._reject(ride, RejectionReason.OUTSIDE_AREA, message, now)])
         problem = self._admission_problem(e, ride, now)
         if problem is not None:
-            reason, message = problem
-            return Handled([self._reject(ride, reason, message, now)])
+            reason, message, alternative = problem
+            return Handled([self._reject(ride, reason, message, now, alternative)])
         self.state.touch_ride(ride)
+        if self.config.mode == "immediate":
+            return Handled(self._insert_now([ride.request_id], now))
         self.batch.offer(ride.request_id, now)
         return Handled()
 
+    def _snap(self, place: Place) -> tuple[LatLon, str | None, float | None]:
+        """The stop a passenger walks to: (point, stop id, walk metres; None: too far)."""
+        p = LatLon(place.lat, place.lon)
+        stops = self.config.stops
+        if not stops:
+            return p, place.stop_id, 0.0
+        for s in stops:
+            if place.stop_id is not None and s.id == place.stop_id:
+                return s.point, s.id, 0.0
+        best = min(stops, key=lambda s: haversine_m(p, s.point))
+        walk = haversine_m(p, best.point)
+        if walk > self.config.walk_max_m:
+            return p, None, None
+        return best.point, best.id, walk
+
+    def in_service_hours(self, t: float) -> bool:
+        """Whether ``t`` falls inside the configured service hours (always, if none)."""
+        hours = self.config.service_hours
+        if hours is None:
+            return True
+        start, end = hours
+        local = datetime.fromtimestamp(t, ZoneInfo(self.config.timezone))
+        h = local.hour + local.minute / 60 + local.second / 3600
+        return (h - start) % 24 < (end - start) or end - start >= 24
+
+    def next_service_start(self, t: float) -> float | None:
+        """The next opening of the service after ``t`` (None without service hours)."""
+        hours = self.config.service_hours
+        if hours is None:
+            return None
+        tz = ZoneInfo(self.config.timezone)
+        day = datetime.fromtimestamp(t, tz).date()
+        for offset in (-1, 0, 1):
+            opening = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(
+                days=offset, hours=hours[0]
+            )
+            if opening.timestamp() >= t:
+                return opening.timestamp()
+        return None
+
     def _admission_problem(
+        self, e: RideRequestedV1, ride: Ride, now: float
+    ) -> tuple[RejectionReason, str, float | None] | None:
+        problem = self._admission_checks(e, ride, now)
+        if problem is not None:
+            return (*problem, None)
+        desired = ride.earliest_pickup if ride.latest_dropoff is None else ride.latest_pickup
+        if not self.in_service_hours(desired):
+            alternative = self.next_service_start(desired)
+            if alternative is not None and alternative > now + self.config.max_prebook_s:
+                alternative = None
+            return RejectionReason.OUTSIDE_HOURS, "outside the service hours", alternative
+        return None
+
+    def _admission_checks(
         self, e: RideRequestedV1, ride: Ride, now: float
     ) -> tuple[RejectionReason, str] | None:
         cfg, pc = self.config, self.config.planning
@@ -243,7 +447,13 @@ class DispatchCore:
             shift_end=to_timestamp(e.shift_end),
             position=LatLon(position.lat, position.lon),
             position_at=now,
+            break_s=e.break_duration_s,
         )
+        if e.break_window_start is not None and e.break_window_end is not None:
+            vehicle.break_window = (
+                to_timestamp(e.break_window_start),
+                to_timestamp(e.break_window_end),
+            )
         if old is not None:  # a new shift keeps what the vehicle still has to do
             vehicle.stops, vehicle.onboard = old.stops, old.onboard
             vehicle.plan_version = old.plan_version
@@ -252,22 +462,40 @@ class DispatchCore:
         return Handled()
 
     def _shift_ended(self, vehicle: VehicleState, now: float) -> Handled:
+        """A shift end or breakdown: passengers not yet on board move to other vehicles.
+
+        Each of them is told again: a new ``RideOfferedV1`` (new vehicle and window)
+        or a ``RideRejectedV1`` (``no_vehicle``, with an alternative where one exists).
+        Their pickup may now be as late as ``max_wait_s`` from now.
+        """
         vehicle.active = False
         self.state.touch_vehicle(vehicle)
         outputs: list[Event] = []
-        moved = False
+        moved: list[str] = []
+        pc = self.config.planning
         for stop in list(vehicle.stops):
-            ride = self.state.rides[stop.request_id]
-            if ride.status is RideStatus.OFFERED:
-                # Not yet boarded: re-plan on another vehicle in the next batch.
+            ride = self.state.rides.get(stop.request_id)
+            if ride is not None and ride.status is RideStatus.OFFERED:
                 vehicle.remove_stop(ride.request_id, "pickup")
                 vehicle.remove_stop(ride.request_id, "dropoff")
+                promised_end = ride.promised_pickup[1] if ride.promised_pickup else 0.0
+                ride.earliest_pickup = max(now, ride.earliest_pickup)
+                ride.latest_pickup = max(
+                    ride.latest_pickup, promised_end, ride.earliest_pickup + pc.max_wait_s
+                )
                 ride.status, ride.vehicle_id = RideStatus.PENDING, None
+                ride.replanned_from = vehicle.vehicle_id
                 self.state.touch_ride(ride)
-                self.batch.offer(ride.request_id, now)
-                moved = True
+                moved.append(ride.request_id)
         if moved:
+            self.changes += 1
             outputs.append(self._new_plan_version(vehicle, now))
+            if self.config.mode == "immediate":
+                moved.sort(key=lambda rid: self.state.rides[rid].earliest_pickup)
+                outputs.extend(self._insert_now(moved, now))
+            else:
+                for rid in moved:
+                    self.batch.offer(rid, now)
         return Handled(outputs)
 
     def _arrived(self, vehicle: VehicleState, e: ArrivedAtStopV1, now: float) -> Handled:
@@ -275,8 +503,8 @@ class DispatchCore:
         vehicle.position_at = now
         ids = set(e.request_ids)
         for stop in vehicle.stops:
-            if stop.request_id in ids:
-                stop.arrived = True
+            if stop.request_id in ids and not stop.arrived:
+                stop.arrived, stop.arrived_at = True, now
         self.state.touch_vehicle(vehicle)
         return Handled()
 
@@ -298,6 +526,10 @@ class DispatchCore:
             ):
                 return Handled()  # already done: a repeated report
             return Handled(dead_letter=f"request {e.request_id!r} is {ride.status.value}")
+        if isinstance(e, NoShowV1):
+            early = self._early_no_show(vehicle, ride, now)
+            if early is not None:
+                return Handled(dead_letter=early)
         if isinstance(e, PassengerBoardedV1):
             ride.status, ride.picked_up_at = RideStatus.ONBOARD, now
             vehicle.remove_stop(ride.request_id, "pickup")
@@ -317,28 +549,81 @@ class DispatchCore:
             vehicle.remove_stop(ride.request_id, "pickup")
             vehicle.remove_stop(ride.request_id, "dropoff")
         self.state.touch_ride(ride)
+        self.changes += 1
         return Handled([self._new_plan_version(vehicle, now)])
+
+    def _early_no_show(self, vehicle: VehicleState, ride: Ride, now: float) -> str | None:
+        """Why a no-show report comes too early (None: accepted).
+
+        The driver must have arrived at the pickup and waited ``no_show_wait_s``,
+        counted from the arrival or the promised window's start, whichever is later.
+        """
+        stop = next((s for s in vehicle.stops if s.ref == (ride.request_id, "pickup")), None)
+        if stop is None or stop.arrived_at is None:
+            return f"no-show for {ride.request_id!r} before the vehicle arrived at the pickup"
+        since = stop.arrived_at
+        if ride.promised_pickup is not None:
+            since = max(since, ride.promised_pickup[0])
+        waited = now - since
+        if waited < self.config.no_show_wait_s:
+            return (
+                f"no-show for {ride.request_id!r} after {max(0.0, waited):.0f} s at the stop; "
+                f"the driver must wait {self.config.no_show_wait_s:.0f} s"
+            )
+        return None
 
     # -- batches -------------------------------------------------------------------------
 
     def due(self, now: float) -> bool:
-        return self.batch.due(now)
+        """A batch or a re-optimisation is due."""
+        return self.batch.due(now) or self._reopt_due(now)
 
     def next_due_at(self) -> float | None:
-        return self.batch.next_due_at()
+        times = [self.batch.next_due_at(), self._reopt_at()]
+        return min((t for t in times if t is not None), default=None)
+
+    def _reopt_at(self) -> float | None:
+        if self.config.reopt_every_s <= 0 or self.changes == self._reopt_changes:
+            return None
+        return self._next_reopt
+
+    def _reopt_due(self, now: float) -> bool:
+        if self.config.reopt_every_s <= 0:
+            return False
+        if self._next_reopt is None:
+            self._next_reopt = now + self.config.reopt_every_s
+        at = self._reopt_at()
+        return at is not None and now >= at
 
     def prepare(self, now: float) -> BatchJob | None:
-        """Take the due batch and build its routing problem (None if nothing is due)."""
-        if not self.batch.due(now):
+        """Build the due routing problem (None if nothing is due).
+
+        A due batch of new requests comes first; otherwise, when a re-optimisation
+        is due, a problem of every open ride (no new requests; ``job.kind ==
+        "reopt"``) whose plan ``complete`` takes only if it keeps every promise and
+        the routes did not change meanwhile.
+        """
+        if self.batch.due(now):
+            ids = self.batch.take()
+            return build_problem(self.state, ids, now, self.travel, self.config.planning)
+        if not self._reopt_due(now):
             return None
-        ids = self.batch.take()
-        return build_problem(self.state, ids, now, self.travel, self.config.planning)
+        self._next_reopt = now + self.config.reopt_every_s
+        self._reopt_changes = self.changes
+        job = build_problem(self.state, [], now, self.travel, self.config.planning)
+        return job if job.problem.requests else None
 
     def complete(self, job: BatchJob, plan: Plan, now: float) -> list[Event]:
         """Turn a plan into promises, rejections and driver plans; update the state."""
-        missing = mandatory_missing(job, plan)
-        if missing:
-            log.warning("plan breaks promises for %s; keeping the committed routes", missing)
+        problems = plan_problems(job, plan)
+        if not problems and job.kind == "reopt" and self._stale(job):
+            problems = ["the routes changed while it was solved"]
+        if problems:
+            log.warning(
+                "not taking the plan of %s (%s); keeping the committed routes",
+                job.problem.name,
+                "; ".join(problems[:3]),
+            )
             plan = Plan(routes=(), unassigned=(), stats=SolveStats("keep", 0, 0.0, fallback=True))
         outputs: list[Event] = []
         new = set(job.new_ids)
@@ -347,10 +632,16 @@ class DispatchCore:
         for route in plan.routes:
             vehicle = self.state.vehicles[route.vehicle_id]
             stops: list[VehicleStop] = []
+            old_break = vehicle.break_planned
             lock = job.locked.get(route.vehicle_id)
-            if lock is not None:
+            if lock is not None and lock.ref in vehicle.stop_refs():
                 stops.append(lock)
             for s in route.stops:
+                if s.request_id == break_id(vehicle.vehicle_id):
+                    if s.kind.value == "pickup":
+                        start = float(job.epoch + s.service_start)
+                        vehicle.break_planned = (start, start + vehicle.break_s)
+                    continue
                 current = self.state.rides.get(s.request_id)
                 if current is None or current.status.final:
                     continue  # cancelled or finished while the solver ran
@@ -366,7 +657,10 @@ class DispatchCore:
                 if s.request_id in new:
                     offered[s.request_id] = ride
                 self.state.touch_ride(ride)
-            changed = tuple(s.ref for s in stops) != vehicle.stop_refs()
+            changed = (
+                tuple(s.ref for s in stops) != vehicle.stop_refs()
+                or vehicle.break_planned != old_break
+            )
             vehicle.stops = stops
             self.state.touch_vehicle(vehicle)
             for ride_id in {s.request_id for s in route.stops} & new:
@@ -380,18 +674,21 @@ class DispatchCore:
             if ride_id in offered:
                 outputs.append(self._offer(pending, now))
             else:
-                outputs.append(
-                    self._reject(
-                        pending,
-                        RejectionReason.NO_VEHICLE,
-                        "no vehicle can serve this ride within the time window",
-                        now,
-                    )
-                )
+                outputs.append(self._reject_no_vehicle(pending, now))
+        if replanned:
+            self.changes += 1
         # Driver plans last: they carry the pickup windows just promised.
         outputs.extend(self._new_plan_version(v, now) for v in replanned)
         self.state.forget_final(now - self.config.forget_after_s)
         return outputs
+
+    def _stale(self, job: BatchJob) -> bool:
+        """A vehicle got a stop the job did not know (inserted while it was solved)."""
+        for vid, vehicle in self.state.vehicles.items():
+            known = set(job.snapshot.get(vid, ()))
+            if any(ref not in known for ref in vehicle.stop_refs()):
+                return True
+        return False
 
     def _offer(self, ride: Ride, now: float) -> RideOfferedV1:
         pc = self.config.planning
@@ -419,6 +716,7 @@ class DispatchCore:
             pickup_eta=to_datetime(ride.pickup_eta),
             dropoff_eta=to_datetime(ride.dropoff_eta),
             latest_dropoff=to_datetime(ride.promised_dropoff),
+            walk_m=ride.walk_m,
         )
 
     def _new_plan_version(self, vehicle: VehicleState, now: float) -> DriverPlanV1:
@@ -452,6 +750,9 @@ class DispatchCore:
                     wheelchairs=ride.wheelchairs if ride else 0,
                 )
             )
+        brk = vehicle.break_planned
+        if brk is not None and brk[1] <= now:
+            brk = None
         return DriverPlanV1(
             occurred_at=to_datetime(now),
             source=self.config.source,
@@ -459,4 +760,17 @@ class DispatchCore:
             zone=vehicle.zone,
             plan_version=max(1, vehicle.plan_version),
             stops=stops,
+            break_start=to_datetime(brk[0]) if brk else None,
+            break_end=to_datetime(brk[1]) if brk else None,
+            break_location=_place(vehicle.depot) if brk else None,
         )
+
+
+def _dedupe_plans(outputs: list[Event]) -> list[Event]:
+    """Keep only each vehicle's newest driver plan, after all passenger answers."""
+    answers = [e for e in outputs if not isinstance(e, DriverPlanV1)]
+    newest: dict[str, DriverPlanV1] = {}
+    for e in outputs:
+        if isinstance(e, DriverPlanV1):
+            newest[e.vehicle_id] = e
+    return [*answers, *newest.values()]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from dispatcher.geo import LatLon, TravelModel, interpolate
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
+from solvers.check import check_plan
 from solvers.model import (
     HORIZON,
     Plan,
@@ -43,6 +44,30 @@ class PlanningConfig:
     wheelchair_service_s: int = 180
     late_diversion_guard_s: int = 120
     unserved_penalty: int = 10_000_000
+    #: a break that cannot be planned costs this much (never more than a promise)
+    break_penalty: int = 100_000_000
+
+
+#: Request ids of the break pseudo-requests (``BREAK_PREFIX + vehicle_id``).
+BREAK_PREFIX = "break:"
+
+
+def break_id(vehicle_id: str) -> str:
+    return BREAK_PREFIX + vehicle_id
+
+
+def on_break(v: VehicleState, now: float) -> bool:
+    """The vehicle is inside its planned break now."""
+    return v.break_planned is not None and v.break_planned[0] <= now < v.break_planned[1]
+
+
+def break_pending(v: VehicleState, now: float) -> bool:
+    """The vehicle has a break still to plan or to start."""
+    if v.break_window is None or v.break_s <= 0:
+        return False
+    if v.break_planned is not None:
+        return now < v.break_planned[0]
+    return now < min(v.shift_end, v.break_window[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +79,9 @@ class BatchJob:
     new_ids: tuple[str, ...]
     locked: dict[str, VehicleStop] = field(default_factory=dict)
     points: tuple[LatLon, ...] = ()
+    #: each vehicle's stops when the job was built (a plan for older routes is stale)
+    snapshot: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    kind: str = "batch"  # "batch" (new requests), "reopt" or "insert"
 
 
 class _Locations:
@@ -124,7 +152,11 @@ def build_problem(
             continue
         start, start_time = loc(_estimated_position(v, now)), 0
         lock = _locked_stop(v, now, cfg)
-        if lock is not None:
+        if on_break(v, now) and not (lock is not None and lock.arrived):
+            # On its break at the depot: free again at the break's end.
+            assert v.break_planned is not None
+            start, start_time, lock = loc(v.depot), rel(v.break_planned[1]), None
+        elif lock is not None:
             ride = state.rides[lock.request_id]
             kind = StopKind(lock.kind)
             start = loc(lock.location)
@@ -132,6 +164,7 @@ def build_problem(
             locked[v.vehicle_id] = lock
             if kind is StopKind.PICKUP:
                 lock_pickup_time[ride.request_id] = start_time
+        start_time = max(start_time, rel(v.shift_start))  # never planned before its shift
         end_time = rel(v.shift_end) if on_shift else HORIZON
         vehicles.append(
             Vehicle(
@@ -147,12 +180,33 @@ def build_problem(
         if on_shift:
             accepting.append(v.vehicle_id)
         rest = v.stops[1:] if lock is not None else v.stops
-        hints.append(
-            RouteHint(
-                v.vehicle_id,
-                tuple(StopRef(s.request_id, StopKind(s.kind)) for s in rest),
+        refs = [StopRef(s.request_id, StopKind(s.kind)) for s in rest]
+        if on_shift and break_pending(v, now):
+            assert v.break_window is not None
+            bid = break_id(v.vehicle_id)
+            depot = loc(v.depot)
+            latest = rel(v.break_window[1])
+            requests.append(
+                Request(
+                    id=bid,
+                    pickup=depot,
+                    dropoff=depot,
+                    pickup_window=TimeWindow(min(rel(v.break_window[0]), latest), latest),
+                    seats=v.seats,  # a full vehicle: nobody on board during the break
+                    wheelchairs=v.wheelchairs,
+                    pickup_service=v.break_s,
+                    penalty=cfg.break_penalty,
+                    allowed_vehicles=(v.vehicle_id,),
+                )
             )
-        )
+            planned.add(bid)
+            if v.break_planned is not None:
+                at = next(
+                    (i for i, s in enumerate(rest) if s.eta >= v.break_planned[1] - 1), len(rest)
+                )
+                # a break sits between a drop-off and the next pickup (the vehicle is empty)
+                refs[at:at] = [StopRef(bid, StopKind.PICKUP), StopRef(bid, StopKind.DROPOFF)]
+        hints.append(RouteHint(v.vehicle_id, tuple(refs)))
 
     vehicle_ids = {v.id for v in vehicles}
     for ride in sorted(state.open_rides(), key=lambda r: r.request_id):
@@ -244,7 +298,16 @@ def build_problem(
         hint=tuple(hints),
         name=f"batch@{epoch}",
     )
-    return BatchJob(problem, epoch, tuple(new_ids), locked, tuple(loc.points))
+    snapshot = {v.vehicle_id: v.stop_refs() for v in state.vehicles.values()}
+    return BatchJob(
+        problem,
+        epoch,
+        tuple(new_ids),
+        locked,
+        tuple(loc.points),
+        snapshot,
+        "batch" if new_ids else "reopt",
+    )
 
 
 def _relaxed(promised: float | None, eta: float | None, rel: Callable[[float], int]) -> TimeWindow:
@@ -261,3 +324,15 @@ def mandatory_missing(job: BatchJob, plan: Plan) -> list[str]:
     """Requests the plan must serve (promises, passengers on board) but does not."""
     served = plan.served
     return [r.id for r in job.problem.requests if r.penalty is None and r.id not in served]
+
+
+def plan_problems(job: BatchJob, plan: Plan) -> list[str]:
+    """Why ``plan`` must not be taken: promises it drops, or rules it breaks.
+
+    Checked with the independent plan checker (``solvers/check.py``), so a solver
+    bug cannot break a promised window or ride time.
+    """
+    missing = mandatory_missing(job, plan)
+    if missing:
+        return [f"mandatory request {rid} not served" for rid in missing]
+    return check_plan(job.problem, plan)

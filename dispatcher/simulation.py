@@ -8,13 +8,16 @@ live service would feed them; a due batch is ``prepare``-d, solved inline and
 ``complete``-d; driver plans go back to the fleet, offers to the passengers.
 Only the transport (an in-process list instead of Kafka) and the clock differ.
 
-Solving is inline and takes no virtual time. Two strategies:
+Solving is inline and takes no virtual time. Three policies (the core's modes):
 
-* ``"each"``: the given solver (default OR-Tools) on every batch, falling back to
-  the insertion heuristic when it raises, finds no solution or drops a promised ride.
-* ``"hybrid"``: the insertion heuristic on every batch, and every ``reopt_every_s``
-  an OR-Tools re-optimisation of all open rides (no new requests) whose plan is
-  kept only if it serves every promise.
+* ``"batch"``: requests wait ``batch_window_s``; the given solver (default
+  OR-Tools) solves every batch with all open rides, falling back to the insertion
+  heuristic when it raises, finds no solution or breaks a rule (plan checker).
+* ``"immediate"``: every request is answered at once by insertion inside
+  ``core.handle``; every ``reopt_every_s`` (if anything changed) the core asks for
+  an OR-Tools re-optimisation of all open rides, kept only if it keeps every promise.
+* ``"insertion"``: immediate insertion only, never re-optimised (the baseline
+  ``--compare`` measures the full policy against).
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from datetime import date
 from typing import Literal
 
 from dispatcher.clock import VirtualClock, to_timestamp
-from dispatcher.core import CoreConfig, DispatchCore
-from dispatcher.geo import LatLon
+from dispatcher.core import CoreConfig, DispatchCore, VirtualStop
+from dispatcher.geo import LatLon, TravelModel
 from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
-from dispatcher.planning import BatchJob, PlanningConfig, build_problem, mandatory_missing
+from dispatcher.planning import BatchJob, PlanningConfig, plan_problems
 from producers.demand import DemandOptions, generate_demand
 from producers.fleet import FleetSimulator, VehicleConfig
 from producers.scenario import Scenario
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DAY = date(2026, 11, 19)
 
 Progress = Callable[[float, float, dict[str, int]], None]
-Strategy = Literal["each", "hybrid"]
+Policy = Literal["batch", "immediate", "insertion"]
+POLICIES: tuple[Policy, ...] = ("batch", "immediate", "insertion")
 
 
 def ortools_solver() -> Solver:
@@ -120,8 +124,16 @@ def fleet_for(
     seats: int | None = None,
     wheelchairs: int | None = None,
 ) -> list[VehicleConfig]:
-    """``vehicles`` identical vehicles at the scenario depot, all on shift ``[start, end]``."""
+    """``vehicles`` identical vehicles at the scenario depot, all on shift ``[start, end]``.
+
+    Shifts longer than the scenario's ``break_after_h`` get a break of
+    ``break_min`` minutes starting inside ``[start + break_after_h, + break_window_h]``.
+    """
     f = scenario.fleet
+    window: tuple[float, float] | None = None
+    if f.break_min > 0 and end - start > f.break_after_h * 3600:
+        w0 = start + f.break_after_h * 3600
+        window = (w0, min(end - f.break_min * 60, w0 + f.break_window_h * 3600))
     return [
         VehicleConfig(
             vehicle_id=f"v{i + 1:02d}",
@@ -131,6 +143,8 @@ def fleet_for(
             seats=f.seats if seats is None else seats,
             wheelchairs=f.wheelchairs if wheelchairs is None else wheelchairs,
             zone=scenario.zone,
+            break_window=window,
+            break_s=round(f.break_min * 60) if window else 0,
         )
         for i in range(vehicles)
     ]
@@ -173,12 +187,11 @@ class Simulation:
         solver: Solver,
         solver_time_limit: float,
         *,
-        strategy: Strategy,
         fallback: Solver,
-        reopt_solver: Solver | None,
-        reopt_every_s: float,
+        reopt_solver: Solver,
         reopt_time_limit: float,
         core_config: CoreConfig,
+        travel: TravelModel,
         no_show_prob: float,
         drain_s: float,
         progress: Progress | None,
@@ -187,19 +200,18 @@ class Simulation:
         self.start, self.end, self.seed = start, end, seed
         self.solver, self.fallback = solver, fallback
         self.limits = SolveLimits(time_limit=solver_time_limit)
-        self.strategy = strategy
         self.reopt_solver = reopt_solver
-        self.reopt_every_s = reopt_every_s
         self.reopt_limits = SolveLimits(time_limit=reopt_time_limit)
         self.drain_s = drain_s
         self.progress = progress
         self.clock = VirtualClock(start)
-        self.core = DispatchCore(core_config, scenario.travel())
+        self.core = DispatchCore(core_config, travel)
         pc = core_config.planning
         self.fleet = FleetSimulator(
             fleet,
             self.core.travel,
             seed,
+            no_show_wait_s=core_config.no_show_wait_s,
             no_show_prob=no_show_prob,
             pickup_service_s=pc.pickup_service_s,
             dropoff_service_s=pc.dropoff_service_s,
@@ -220,7 +232,6 @@ class Simulation:
         self.dead_letters: list[tuple[float, str, str]] = []
         self.solves: list[SolveRecord] = []
         self.stop_points: list[LatLon] = []
-        self.next_reopt = start + reopt_every_s if reopt_solver is not None else None
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -243,11 +254,9 @@ class Simulation:
             while self.demand and self.demand[0][0] <= t:
                 te, event = self.demand.popleft()
                 self._feed(max(te, t), event)
-            if self.core.due(t):
-                self._batch(t)
-            if self.next_reopt is not None and t >= self.next_reopt:
-                self._reoptimise(t)
-                self.next_reopt = t + self.reopt_every_s if t < self.end else None
+            while self.core.due(t):
+                if not self._batch(t):
+                    break
             if self.progress is not None and t - last_progress >= 60:
                 last_progress = t
                 counts["requests"] = len(self.history.requests)
@@ -287,7 +296,6 @@ class Simulation:
             self.demand[0][0] if self.demand else None,
             self.fleet.next_event_at(),
             self.core.next_due_at(),
-            self.next_reopt,
         ]
 
     # -- events ---------------------------------------------------------------------------
@@ -339,7 +347,7 @@ class Simulation:
         """Solve; the fallback plan when the solver fails. (plan, fell back)"""
         try:
             plan = solver(job.problem, limits, seed=self.seed)
-            if plan.stats.first_solution_found and not mandatory_missing(job, plan):
+            if plan.stats.first_solution_found and not plan_problems(job, plan):
                 return plan, False
             log.warning("solver found no acceptable plan for %s; falling back", job.problem.name)
         except Exception:  # a solver bug must not stop the simulated service
@@ -353,13 +361,34 @@ class Simulation:
         # reject the batch's new requests, as the live service would.
         return Plan(routes=(), unassigned=(), stats=SolveStats("none", 0, 0.0, fallback=True)), True
 
-    def _batch(self, t: float) -> None:
+    def _batch(self, t: float) -> bool:
+        """Solve what the core has due: a batch, or a re-optimisation. False: nothing."""
         job = self.core.prepare(t)
         if job is None:
-            return
-        solver = self.fallback if self.strategy == "hybrid" else self.solver
+            return False
         wall = time.perf_counter()
-        plan, fell_back = self._solve(job, solver, self.limits)
+        if job.kind == "reopt":
+            try:
+                plan = self.reopt_solver(job.problem, self.reopt_limits, seed=self.seed)
+                kept = plan.stats.first_solution_found and not plan_problems(job, plan)
+            except Exception:  # a solver bug must not stop the simulated service
+                log.exception("re-optimisation failed at %s", t)
+                plan, kept = None, False
+            self.solves.append(
+                SolveRecord(
+                    t,
+                    "reopt",
+                    plan.stats.solver if plan else "error",
+                    len(job.problem.requests),
+                    time.perf_counter() - wall,
+                    False,
+                    kept,
+                )
+            )
+            if kept and plan is not None:
+                self._route(t, self.core.complete(job, plan, t))
+            return True
+        plan, fell_back = self._solve(job, self.solver, self.limits)
         self.solves.append(
             SolveRecord(
                 t,
@@ -371,37 +400,14 @@ class Simulation:
             )
         )
         self._route(t, self.core.complete(job, plan, t))
+        return True
 
-    def _reoptimise(self, t: float) -> None:
-        """Re-plan all open rides with the re-optimisation solver; keep it only if safe."""
-        assert self.reopt_solver is not None
-        if self.core.batch.pending:
-            return  # a batch is waiting: let it go first
-        state = self.core.state
-        job = build_problem(state, [], t, self.core.travel, self.core.config.planning)
-        if not job.problem.requests:
-            return
-        wall = time.perf_counter()
-        kept = False
-        try:
-            plan = self.reopt_solver(job.problem, self.reopt_limits, seed=self.seed)
-            kept = plan.stats.first_solution_found and not mandatory_missing(job, plan)
-        except Exception:
-            log.exception("re-optimisation failed at %s", t)
-            plan = None
-        self.solves.append(
-            SolveRecord(
-                t,
-                "reopt",
-                plan.stats.solver if plan else "error",
-                len(job.problem.requests),
-                time.perf_counter() - wall,
-                False,
-                kept,
-            )
-        )
-        if kept and plan is not None:
-            self._route(t, self.core.complete(job, plan, t))
+
+def scenario_stops(scenario: Scenario) -> tuple[VirtualStop, ...]:
+    """The scenario's virtual stops and hubs, for snapping requests."""
+    return tuple(
+        VirtualStop(s.id, s.lat, s.lon, s.name) for s in (*scenario.stops, *scenario.hubs)
+    )
 
 
 def simulate(
@@ -414,12 +420,15 @@ def simulate(
     *,
     start_hour: float | None = None,
     day: date = DEFAULT_DAY,
-    strategy: Strategy = "each",
+    policy: Policy = "batch",
     fallback: Solver | None = None,
     reopt_solver: Solver | None = None,
     reopt_every_s: float = 900.0,
     reopt_time_limit: float = 1.0,
     demand: list[tuple[float, Event]] | None = None,
+    fleet: list[VehicleConfig] | None = None,
+    travel: TravelModel | None = None,
+    walk_max_m: float = 500.0,
     demand_options: DemandOptions | None = None,
     planning: PlanningConfig | None = None,
     batch_window_s: float = 2.0,
@@ -439,13 +448,19 @@ def simulate(
         Fleet size and service period; default to the scenario's fleet and hours.
     solver, solver_time_limit
         The per-batch solver (default OR-Tools) and its time limit in wall seconds.
-    strategy
-        ``"each"`` solves every batch with ``solver``; ``"hybrid"`` solves batches with
-        the insertion heuristic and re-optimises with ``reopt_solver`` (default
-        OR-Tools) every ``reopt_every_s`` virtual seconds for ``reopt_time_limit``.
+    policy
+        ``"batch"`` solves every batch with ``solver``; ``"immediate"`` inserts each
+        request at once and re-optimises with ``reopt_solver`` (default OR-Tools)
+        every ``reopt_every_s`` virtual seconds for ``reopt_time_limit``;
+        ``"insertion"`` inserts and never re-optimises. ``reopt_every_s`` also
+        re-optimises between batches in ``"batch"`` (0: never).
     demand
         Pre-generated ``(time, event)`` passenger events; generated from the scenario
         and ``seed`` when None.
+    fleet
+        The vehicles (default: ``vehicles`` from the scenario's fleet defaults).
+    travel
+        The travel model (default: the scenario's).
     no_show_prob
         Probability that a passenger does not come to the pickup.
     drain_s
@@ -457,17 +472,24 @@ def simulate(
     start_h = start_hour if start_hour is not None else scenario.service_start_hour
     start = scenario.local_time(day, start_h)
     end = start + hours * 3600
-    fleet = fleet_for(scenario, vehicles or scenario.fleet.vehicles, start, end, seats, wheelchairs)
+    if fleet is None:
+        fleet = fleet_for(
+            scenario, vehicles or scenario.fleet.vehicles, start, end, seats, wheelchairs
+        )
     if demand is None:
         demand = generate_demand(scenario, start, end, seed, demand_options)
     fallback = fallback or insertion_solver()
-    if strategy == "hybrid" and reopt_solver is None:
-        reopt_solver = solver or ortools_solver()
     core_config = CoreConfig(
         planning=planning or PlanningConfig(),
         batch_window_s=batch_window_s,
         areas={scenario.zone: scenario.area},
         source="dispatcher",
+        mode="batch" if policy == "batch" else "immediate",
+        reopt_every_s=0.0 if policy == "insertion" else reopt_every_s,
+        stops=scenario_stops(scenario),
+        walk_max_m=walk_max_m,
+        service_hours=(start_h, start_h + hours),
+        timezone=scenario.timezone,
     )
     sim = Simulation(
         scenario,
@@ -478,12 +500,11 @@ def simulate(
         seed,
         solver or ortools_solver(),
         solver_time_limit,
-        strategy=strategy,
         fallback=fallback,
-        reopt_solver=reopt_solver if strategy == "hybrid" else None,
-        reopt_every_s=reopt_every_s,
+        reopt_solver=reopt_solver or solver or ortools_solver(),
         reopt_time_limit=reopt_time_limit,
         core_config=core_config,
+        travel=travel or scenario.travel(),
         no_show_prob=no_show_prob,
         drain_s=drain_s,
         progress=progress,

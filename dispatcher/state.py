@@ -62,6 +62,8 @@ class Ride:
     outcome_reason: str | None = None
     event_id: str = ""
     shared: bool = False  # was on board together with another ride at some point
+    walk_m: int = 0  # to the snapped pickup stop plus from the snapped drop-off stop
+    replanned_from: str | None = None  # the vehicle it was promised on before a re-plan
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,6 +90,7 @@ class VehicleStop:
     location: LatLon
     eta: float
     arrived: bool = False
+    arrived_at: float | None = None  # when the vehicle reported arriving here
 
     @property
     def ref(self) -> tuple[str, str]:
@@ -111,6 +114,11 @@ class VehicleState:
     stops: list[VehicleStop] = field(default_factory=list)
     onboard: list[str] = field(default_factory=list)
     plan_version: int = 0
+    #: a break of ``break_s`` seconds that must start inside ``break_window``
+    break_window: tuple[float, float] | None = None
+    break_s: int = 0
+    #: the planned break (start, end), once planned; kept until it is over
+    break_planned: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +129,9 @@ class VehicleState:
         d["depot"] = LatLon(**d["depot"])
         d["position"] = LatLon(**d["position"])
         d["stops"] = [VehicleStop(**{**s, "location": LatLon(**s["location"])}) for s in d["stops"]]
+        for key in ("break_window", "break_planned"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def stop_refs(self) -> tuple[tuple[str, str], ...]:

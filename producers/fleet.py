@@ -58,6 +58,9 @@ class VehicleConfig:
     seats: int = 6
     wheelchairs: int = 1
     zone: str = "rendsburg"
+    #: the break must start inside this window and lasts ``break_s`` (none if None)
+    break_window: tuple[float, float] | None = None
+    break_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,9 @@ class _Vehicle:
     dwell_until: float | None = None
     track: list[tuple[float, LatLon]] = field(default_factory=list)
     max_persons: int = 0
+    break_plan: tuple[float, float, LatLon] | None = None
+    break_done: bool = False
+    breaks: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _key(p: LatLon | Place) -> tuple[float, float]:
@@ -169,6 +175,15 @@ class FleetSimulator:
             return
         v.plan_version = plan.plan_version
         v.stops = [s for s in plan.stops if (s.request_id, s.action.value) not in v.done]
+        if not v.break_done:
+            v.break_plan = None
+            if plan.break_start is not None and plan.break_end is not None:
+                where = plan.break_location or Place(lat=v.cfg.depot.lat, lon=v.cfg.depot.lon)
+                v.break_plan = (
+                    to_timestamp(plan.break_start),
+                    to_timestamp(plan.break_end),
+                    _ll(where),
+                )
         if v.leg is not None and (not v.stops or _key(v.stops[0].location) != _key(v.leg.b)):
             self._stop_leg(v, now)  # divert from where it is now
         if v.started and v.leg is None:
@@ -277,6 +292,9 @@ class FleetSimulator:
                     position=Place(lat=v.pos.lat, lon=v.pos.lon),
                     shift_start=to_datetime(c.shift_start),
                     shift_end=to_datetime(c.shift_end),
+                    break_window_start=to_datetime(c.break_window[0]) if c.break_window else None,
+                    break_window_end=to_datetime(c.break_window[1]) if c.break_window else None,
+                    break_duration_s=c.break_s if c.break_window else 0,
                 ),
             )
         if v.leg is not None:
@@ -310,6 +328,8 @@ class FleetSimulator:
                 v.wake_at = v.dwell_until
                 return
             v.dwell_until = None
+            if self._take_break(v, t):
+                return
             if not v.stops:
                 back_s, _ = self.travel.leg(v.pos, c.depot)
                 if _key(v.pos) == _key(c.depot):
@@ -375,6 +395,28 @@ class FleetSimulator:
             v.max_persons = max(v.max_persons, self._persons(v))
             self._emit(out, t, PassengerBoardedV1(**self._common(v, t), request_id=rid))
             v.dwell_until = t + self._service(stop)
+
+    def _take_break(self, v: _Vehicle, t: float) -> bool:
+        """Drive to the planned break and hold it, when it comes before the next stop."""
+        if v.break_plan is None or v.break_done:
+            return False
+        b0, b1, where = v.break_plan
+        if v.stops and to_timestamp(v.stops[0].eta) < b1 - 1:
+            return False  # the break comes later
+        if _key(v.pos) != _key(where):
+            self._start_leg(v, t, where)
+            v.wake_at = self._leg_wake(v)
+            return True
+        if t < b1:
+            v.wake_at = b1
+            return True
+        v.break_done = True
+        v.breaks.append((max(b0, v.arrived_at), t))
+        return False
+
+    def breaks(self) -> dict[str, list[tuple[float, float]]]:
+        """Breaks each vehicle held (from arrival or the planned start, to the end)."""
+        return {vid: list(v.breaks) for vid, v in self.vehicles.items()}
 
     def _finish(self, v: _Vehicle, stop: PlannedStop) -> None:
         v.done.add(stop_ref(stop))

@@ -17,7 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dispatcher.core import Area
-from dispatcher.geo import CrowFliesTravel, LatLon
+from dispatcher.geo import CrowFliesTravel, LatLon, TravelModel
+from dispatcher.travel import RURAL, URBAN, AreaTravel, AreaType, density_centres
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -85,7 +86,12 @@ class DemandSettings:
 
 @dataclass(frozen=True, slots=True)
 class FleetDefaults:
-    """Default fleet: how many vehicles, their capacity and the depot."""
+    """Default fleet: how many vehicles, their capacity, the depot and the break rule.
+
+    A shift longer than ``break_after_h`` hours gets a break of ``break_min`` minutes
+    that starts between ``break_after_h`` and ``break_after_h + break_window_h``
+    hours into the shift (0 minutes: no breaks).
+    """
 
     vehicles: int
     seats: int
@@ -93,6 +99,9 @@ class FleetDefaults:
     depot_name: str
     depot_lat: float
     depot_lon: float
+    break_min: float = 0.0
+    break_after_h: float = 4.0
+    break_window_h: float = 2.0
 
     @property
     def depot(self) -> LatLon:
@@ -119,6 +128,10 @@ class Scenario:
         Demand generator parameters and fleet defaults.
     detour_factor, speed_kmh
         Parameters of the crow-flies travel model.
+    travel_model, urban_density, urban, rural
+        ``"area"``: speed and detour factor by area type (a point is urban when its
+        nearest municipality has ``urban_density`` inhabitants per km² or more);
+        ``"crow"``: one detour factor and speed everywhere.
     reference
         Published facts about the real service, for comparison in the report.
     """
@@ -139,9 +152,17 @@ class Scenario:
     speed_kmh: float
     reference: dict[str, Any]
     notes: tuple[str, ...] = ()
+    travel_model: str = "crow"
+    urban_density: float = 500.0
+    urban: AreaType = URBAN
+    rural: AreaType = RURAL
 
-    def travel(self) -> CrowFliesTravel:
+    def travel(self) -> TravelModel:
         """The travel model the scenario assumes."""
+        if self.travel_model == "area" and self.municipalities:
+            return AreaTravel(
+                density_centres(self.municipalities), self.urban_density, self.urban, self.rural
+            )
         return CrowFliesTravel(detour_factor=self.detour_factor, speed_kmh=self.speed_kmh)
 
     def local_time(self, day: date, hour: float) -> float:
@@ -170,6 +191,7 @@ def scenario_from_dict(d: dict[str, Any]) -> Scenario:
     """Build a :class:`Scenario` from the JSON structure ``build_scenario`` writes."""
     dm = dict(d["demand"])
     fleet = d["fleet"]
+    travel = d["travel"]
     return Scenario(
         name=d["name"],
         zone=d["zone"],
@@ -195,11 +217,18 @@ def scenario_from_dict(d: dict[str, Any]) -> Scenario:
             depot_name=fleet["depot"]["name"],
             depot_lat=float(fleet["depot"]["lat"]),
             depot_lon=float(fleet["depot"]["lon"]),
+            break_min=float(fleet.get("break_min", 0.0)),
+            break_after_h=float(fleet.get("break_after_h", 4.0)),
+            break_window_h=float(fleet.get("break_window_h", 2.0)),
         ),
-        detour_factor=float(d["travel"]["detour_factor"]),
-        speed_kmh=float(d["travel"]["speed_kmh"]),
+        detour_factor=float(travel["detour_factor"]),
+        speed_kmh=float(travel["speed_kmh"]),
         reference=dict(d.get("reference", {})),
         notes=tuple(d.get("notes", ())),
+        travel_model=str(travel.get("model", "crow")),
+        urban_density=float(travel.get("urban_density_per_km2", 500.0)),
+        urban=AreaType(**travel["urban"]) if "urban" in travel else URBAN,
+        rural=AreaType(**travel["rural"]) if "rural" in travel else RURAL,
     )
 
 
