@@ -1,4 +1,4 @@
-"""The ``drt`` command: serve, simulate, bench, schemas, produce.
+"""The ``drt`` command: serve, gateway, driver, simulate, bench, schemas, produce.
 
 The only module that reads the environment (through ``Settings``) and
 configures logging handlers.
@@ -64,6 +64,37 @@ def serve() -> None:
             await dispatcher.run(until=stop)
 
     asyncio.run(main())
+
+
+def _serve_web(kind: str) -> None:
+    """Run the passenger gateway or the driver app with uvicorn until SIGTERM."""
+    from producers.gateway.web import server  # noqa: PLC0415
+
+    settings = _settings()
+    _logging(settings.log_level)
+    if kind == "gateway":
+        from producers.gateway.app import create_app  # noqa: PLC0415
+
+        host, port = settings.gateway.host, settings.gateway.port
+    else:
+        from producers.driver.app import create_app  # noqa: PLC0415
+
+        host, port = settings.driver.host, settings.driver.port
+    if settings.auth.token_secret.get_secret_value() == "drt-local-dev-secret-change-me":
+        logging.getLogger(__name__).warning("DRT_AUTH__TOKEN_SECRET is the local default")
+    asyncio.run(server(create_app(settings), host, port, settings.log_level).serve())
+
+
+@app.command()
+def gateway() -> None:
+    """Run the passenger gateway (booking API, live ride updates) until SIGTERM."""
+    _serve_web("gateway")
+
+
+@app.command()
+def driver() -> None:
+    """Run the driver tablet app (web pages and API) until SIGTERM."""
+    _serve_web("driver")
 
 
 @schemas_app.command("export")

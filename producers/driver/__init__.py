@@ -1,0 +1,1 @@
+"""The driver tablet app: web pages and a small API that speak Kafka (``drt driver``)."""
