@@ -466,6 +466,8 @@ class Dispatcher:
                 )
         except Exception as exc:  # noqa: BLE001 - any solver failure falls back
             cause = "timeout" if isinstance(exc, TimeoutError) else "error"
+            if isinstance(exc, TimeoutError):
+                self._replace_pool()  # the overrunning worker would block the next batch
             self.metrics.solver_fallbacks.labels(cause).inc()
             log.warning("solver failed (%r); falling back to insertion", exc)
             plan = solve(job.problem, "insertion", s.time_limit_s, s.seed)
@@ -485,6 +487,19 @@ class Dispatcher:
             len(plan.unassigned),
         )
         return plan
+
+    def _replace_pool(self) -> None:
+        old = self._pool
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.settings.solver.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+        if old is not None:
+            workers = list(getattr(old, "_processes", {}).values())  # no public handle
+            old.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                with contextlib.suppress(Exception):
+                    worker.kill()
 
     async def _flush_outbox(self, *, force: bool = False) -> None:
         """Per owned shard: one Kafka transaction with its unpublished rows and offsets."""
