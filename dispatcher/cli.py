@@ -177,6 +177,110 @@ def bench_plot(
     )
 
 
+def _isolated(settings: Settings, name: str) -> Settings:
+    """A copy of ``settings`` on fresh topics, group and schema (benchmarks)."""
+    import uuid  # noqa: PLC0415
+
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    k = settings.kafka.model_copy(
+        update={"topic_prefix": f"{tag}.", "group_id": tag, "client_id": tag, "partitions": 2}
+    )
+    db = settings.database.model_copy(update={"db_schema": tag.replace("-", "_")})
+    return settings.model_copy(update={"kafka": k, "database": db, "metrics_port": 0})
+
+
+@bench_app.command("chaos")
+def bench_chaos(
+    cycles: Annotated[int, typer.Option(help="SIGKILL-and-restart cycles.")] = 100,
+    rate: Annotated[float, typer.Option(help="Ride requests per second.")] = 4.0,
+    min_up: Annotated[float, typer.Option(help="Shortest run before a kill, s.")] = 1.0,
+    max_up: Annotated[float, typer.Option(help="Longest run before a kill, s.")] = 6.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    log: Annotated[Path | None, typer.Option(help="Append the dispatchers' logs here.")] = None,
+) -> None:
+    """Kill the dispatcher with SIGKILL at random moments under load; count lost/doubled."""
+    from dispatcher.chaos import run_kill_cycles  # noqa: PLC0415
+
+    _logging("WARNING")
+    settings = _isolated(_settings(), "chaos")
+    settings.solver.time_limit_s = min(settings.solver.time_limit_s, 0.5)
+    settings.dispatch.batch_window_s = 0.5
+    report = asyncio.run(
+        run_kill_cycles(
+            settings,
+            cycles=cycles,
+            rate=rate,
+            min_up_s=min_up,
+            max_up_s=max_up,
+            seed=seed,
+            log_path=log,
+        )
+    )
+    v = report.verdict
+    rows = [
+        ("kill cycles", report.kills),
+        ("wall time, s", f"{report.seconds:.0f}"),
+        ("requests sent", v.requests),
+        ("answered", v.answered),
+        ("offered", v.offered),
+        ("lost", len(v.lost)),
+        ("duplicate outcomes", len(v.duplicate_outcomes)),
+        ("duplicate event ids", v.duplicate_event_ids),
+        ("plan contradictions", len(v.plan_contradictions)),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label:>22}: {value}")
+    if not v.ok:
+        raise typer.Exit(1)
+
+
+@bench_app.command("dispatch")
+def bench_dispatch(
+    vehicles: Annotated[int, typer.Option(help="Fleet size.")] = 50,
+    rate: Annotated[float, typer.Option(help="Ride requests per second.")] = 20.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of steady load.")] = 60.0,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Sustained requests/s and request-to-offer latency on the real broker."""
+    from dispatcher.loadbench import print_table, run_load  # noqa: PLC0415
+
+    settings = _settings()
+    _logging("WARNING")
+    result = asyncio.run(
+        run_load(
+            _isolated(settings, "bench"), vehicles=vehicles, rate=rate, seconds=seconds, seed=seed
+        )
+    )
+    print_table(result)
+
+
+@app.command()
+def retention(
+    days: Annotated[
+        int | None, typer.Option(help="Anonymise personal data older than this (default: setting).")
+    ] = None,
+) -> None:
+    """Anonymise or delete passenger personal data older than N days (GDPR)."""
+    from dispatcher.store import Store  # noqa: PLC0415
+
+    settings = _settings()
+    _logging(settings.log_level)
+    keep = days if days is not None else settings.retention.days
+
+    async def main() -> None:
+        store = await Store.connect(settings.database)
+        try:
+            report = await store.apply_retention(keep)
+        finally:
+            await store.close()
+        for table, n in report.anonymised.items():
+            typer.echo(f"anonymised {n:>6} rows in {table}")
+        for table, n in report.deleted.items():
+            typer.echo(f"deleted    {n:>6} rows in {table}")
+
+    asyncio.run(main())
+
+
 @produce_app.command("demo")
 def produce_demo(
     vehicles: Annotated[int, typer.Option(help="Vehicles to start.")] = 5,
