@@ -123,21 +123,54 @@ def simulate(
     ] = None,
     solver: Annotated[str, typer.Option(help="ortools or insertion")] = "ortools",
     time_limit: Annotated[float, typer.Option(help="Solver seconds per batch.")] = 0.5,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="batch, immediate (insertion + re-optimisation) or insertion."),
+    ] = None,
+    reopt_every: Annotated[
+        float | None, typer.Option(help="Re-optimise open rides every this many seconds.")
+    ] = None,
+    reopt_time_limit: Annotated[
+        float | None, typer.Option(help="Solver seconds per re-optimisation.")
+    ] = None,
+    demand_scale: Annotated[
+        float | None, typer.Option(help="Multiply the scenario's demand profile.")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Insertion-only vs the full policy, same demand.")
+    ] = False,
+    sweep: Annotated[
+        str | None, typer.Option(help="e.g. vehicles=3..12: service rate against fleet size.")
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Replay recorded events (JSON lines, e.g. a run's events.jsonl)."),
+    ] = None,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
-    from dispatcher.report import run_simulation_cli  # noqa: PLC0415
+    from dataclasses import replace  # noqa: PLC0415
 
-    _logging("WARNING")
-    run_simulation_cli(
+    from dispatcher.report import SimOptions, run_simulation_cli  # noqa: PLC0415
+
+    _logging("ERROR")
+    opts = SimOptions(
         scenario=scenario,
         vehicles=vehicles,
         hours=hours,
         seed=seed,
-        out=out,
         start_hour=start_hour,
         solver=solver,
         time_limit=time_limit,
+        replay=replay,
     )
+    given = {
+        "policy": policy,
+        "reopt_every_s": reopt_every,
+        "reopt_time_limit": reopt_time_limit,
+        "demand_scale": demand_scale,
+    }
+    opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+    run_simulation_cli(opts, out, compare=compare, sweep=sweep)
 
 
 @bench_app.command("solver")

@@ -1,21 +1,41 @@
-"""The simulation report: ``kpis.json``, ``report.md`` and PNG plots (matplotlib, Agg).
+"""The simulation report: ``kpis.json``, ``report.md``, PNG plots and ``events.jsonl``.
 
 ``run_simulation_cli`` is what ``drt simulate`` calls: it loads the scenario, runs the
-simulation with a rich progress bar, writes the report and prints a KPI table.
+simulation with a rich progress bar, writes the report and prints a KPI table. It
+also runs the comparisons: ``--compare`` (the same demand under the insertion-only
+policy and the full policy, ``compare.json``), ``--sweep vehicles=3..12`` (service
+rate against fleet size, ``sweep.json`` and ``sweep.png``) and ``--replay FILE`` (a
+recorded stream of events, JSON lines, e.g. a run's ``events.jsonl``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatcher.clock import to_timestamp
+from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
-from dispatcher.simulation import SimulationResult, simulate, solver_by_name
+from dispatcher.simulation import (
+    DEFAULT_DAY,
+    POLICIES,
+    Policy,
+    SimulationResult,
+    simulate,
+    solver_by_name,
+)
+from producers.demand import DemandOptions
+from producers.fleet import VehicleConfig
 from producers.scenario import Scenario, load_scenario
+from schemas.codec import DecodeError, decode
+from schemas.envelope import Event, event_tag
+from schemas.passenger import RideCancelledV1, RideRequestedV1
+from schemas.vehicle import ShiftStartedV1
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +103,94 @@ def write_report(
     plots = [_plot_hours(result, scenario, out / "kpis_over_time.png")]
     plots.append(_plot_map(result, scenario, out / "map.png"))
     (out / "report.md").write_text(_markdown(result, scenario, data, plots), encoding="utf-8")
+    write_events(result.events, out / "events.jsonl")
     return data
+
+
+# -- recording and replay -------------------------------------------------------------
+
+
+def write_events(events: list[tuple[float, Event]], path: Path) -> int:
+    """Record input events as JSON lines (the bytes Kafka would carry), in time order."""
+    with path.open("w", encoding="utf-8") as f:
+        for _, event in events:
+            f.write(event.model_dump_json() + "\n")
+    return len(events)
+
+
+def _role(tag: str | None) -> str:
+    return "requests" if tag is not None and tag.startswith("ride.") else "vehicle_events"
+
+
+def read_events(path: Path) -> list[tuple[float, Event]]:
+    """Events from JSON lines (one event per line, e.g. ``events.jsonl`` or a Kafka
+    dump), each at its ``occurred_at``; lines that do not decode are skipped."""
+    out: list[tuple[float, Event]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            tag = event_tag(json.loads(line))
+            event = decode(_role(tag), line.encode())
+        except (DecodeError, json.JSONDecodeError) as exc:
+            log.warning("%s:%d skipped: %s", path, n, exc)
+            continue
+        out.append((to_timestamp(event.occurred_at), event))
+    out.sort(key=lambda te: te[0])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a recording holds for the simulator: passenger events and the shifts."""
+
+    demand: list[tuple[float, Event]]
+    fleet: list[VehicleConfig]
+    start: float
+    end: float
+
+
+def replay_from(events: list[tuple[float, Event]], vehicles: int | None = None) -> Replay:
+    """Passenger events as recorded; the fleet from the recorded shift starts.
+
+    Vehicle movements are not replayed: they followed the old plans, so the
+    simulator drives the new ones. ``vehicles`` changes the fleet size: fewer keeps
+    the first ones, more adds copies of the first shift (``x01``, ``x02``, ...).
+    """
+    demand: list[tuple[float, Event]] = [
+        (t, e) for t, e in events if isinstance(e, RideRequestedV1 | RideCancelledV1)
+    ]
+    shifts: dict[str, ShiftStartedV1] = {}
+    for _, e in events:
+        if isinstance(e, ShiftStartedV1) and e.vehicle_id not in shifts:
+            shifts[e.vehicle_id] = e
+    if not shifts:
+        raise ValueError("the recording has no shift.started event: no fleet to replay")
+    fleet = [_vehicle(e, e.vehicle_id) for e in shifts.values()]
+    if vehicles is not None:
+        first = next(iter(shifts.values()))
+        extra = [_vehicle(first, f"x{i + 1:02d}") for i in range(max(0, vehicles - len(fleet)))]
+        fleet = (fleet + extra)[:vehicles]
+    start = min(v.shift_start for v in fleet)
+    end = max(v.shift_end for v in fleet)
+    return Replay(demand, fleet, start, end)
+
+
+def _vehicle(e: ShiftStartedV1, vehicle_id: str) -> VehicleConfig:
+    window = None
+    if e.break_window_start is not None and e.break_window_end is not None:
+        window = (to_timestamp(e.break_window_start), to_timestamp(e.break_window_end))
+    return VehicleConfig(
+        vehicle_id=vehicle_id,
+        depot=LatLon(e.depot.lat, e.depot.lon),
+        shift_start=to_timestamp(e.shift_start),
+        shift_end=to_timestamp(e.shift_end),
+        seats=e.seats,
+        wheelchairs=e.wheelchairs,
+        zone=e.zone,
+        break_window=window,
+        break_s=e.break_duration_s if window else 0,
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -126,11 +233,18 @@ def _markdown(
     lines += [f"![{p}]({p})" for p in plots]
     lines += ["", "## Notes", ""]
     lines += [f"* {n}" for n in scenario.notes]
-    lines += [
-        "* Solving is inline and takes no simulated time; travel is straight-line "
-        f"distance x {scenario.detour_factor} at {scenario.speed_kmh} km/h.",
-        "",
-    ]
+    if scenario.travel_model == "area":
+        travel = (
+            f"straight-line distance x {scenario.urban.detour_factor} at "
+            f"{scenario.urban.speed_kmh} km/h in towns (>= {scenario.urban_density:.0f} "
+            f"inhabitants/km²), x {scenario.rural.detour_factor} at "
+            f"{scenario.rural.speed_kmh} km/h elsewhere"
+        )
+    else:
+        travel = (
+            f"straight-line distance x {scenario.detour_factor} at {scenario.speed_kmh} km/h"
+        )
+    lines += [f"* Solving is inline and takes no simulated time; travel is {travel}.", ""]
     return "\n".join(lines)
 
 
@@ -236,61 +350,218 @@ def kpi_table(data: dict[str, Any], title: str = "KPIs") -> Any:
     return table
 
 
-def run_simulation_cli(
-    scenario: str,
-    vehicles: int,
-    hours: float,
-    seed: int,
-    out: Path,
-    start_hour: float | None,
-    solver: str,
-    time_limit: float,
-    strategy: str = "each",
-) -> dict[str, Any]:
-    """Run a simulation with a progress bar, write the report to ``out``, print the KPIs.
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """What ``drt simulate`` was asked for (one run, a comparison or a sweep)."""
 
-    ``solver`` is ``"ortools"`` or ``"insertion"`` (per batch, insertion as fallback);
-    ``strategy="hybrid"`` plans batches by insertion and re-optimises with OR-Tools
-    every 15 simulated minutes.
+    scenario: str = "rendsburg"
+    vehicles: int | None = 5
+    hours: float | None = 10.0
+    seed: int = 1
+    start_hour: float | None = None
+    solver: str = "ortools"
+    time_limit: float = 0.5
+    policy: Policy = "batch"
+    reopt_every_s: float = 900.0
+    reopt_time_limit: float = 1.0
+    demand_scale: float = 1.0
+    replay: Path | None = None
+
+
+def _run(
+    opts: SimOptions,
+    sc: Scenario,
+    policy: Policy,
+    vehicles: int | None = None,
+    progress: Any = None,
+) -> SimulationResult:
+    n = vehicles if vehicles is not None else opts.vehicles
+    demand = fleet = None
+    start_hour, hours = opts.start_hour, opts.hours
+    if opts.replay is not None:
+        rec = replay_from(read_events(opts.replay), n)
+        demand, fleet = rec.demand, rec.fleet
+        local = datetime.fromtimestamp(rec.start, ZoneInfo(sc.timezone))
+        start_hour = local.hour + local.minute / 60 + local.second / 3600
+        hours = (rec.end - rec.start) / 3600
+    return simulate(
+        sc,
+        vehicles=n,
+        hours=hours,
+        seed=opts.seed,
+        solver=solver_by_name(opts.solver),
+        solver_time_limit=opts.time_limit,
+        start_hour=start_hour,
+        day=_day(opts, sc),
+        policy=policy,
+        reopt_every_s=opts.reopt_every_s,
+        reopt_time_limit=opts.reopt_time_limit,
+        demand=demand,
+        fleet=fleet,
+        demand_options=DemandOptions(scale=opts.demand_scale),
+        progress=progress,
+    )
+
+
+def _day(opts: SimOptions, sc: Scenario) -> date:
+    if opts.replay is None:
+        return DEFAULT_DAY
+    first = read_events(opts.replay)[0][0]
+    shifts = [e for _, e in read_events(opts.replay) if isinstance(e, ShiftStartedV1)]
+    t = to_timestamp(shifts[0].shift_start) if shifts else first
+    local = datetime.fromtimestamp(t, ZoneInfo(sc.timezone))
+    return local.date()
+
+
+def compare_row(kpis: dict[str, Any]) -> dict[str, Any]:
+    """The headline KPIs of a run (the compare table's rows)."""
+    return {k: kpis.get(k) for k in (*HEADLINE, "confirmed_unaccounted") if k in kpis}
+
+
+def compare_verdict(insertion: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """Whether the full policy meets the goal against insertion-only.
+
+    Goal: >= 10 % more served rides, or as many with >= 10 % fewer vehicle-km, with
+    no broken promise and no exceeded ride time.
+    """
+    served_gain = (full["served"] - insertion["served"]) / max(1, insertion["served"])
+    km_saving = 1 - full["vehicle_km"] / insertion["vehicle_km"] if insertion["vehicle_km"] else 0
+    safe = full["promise_broken"] == 0 and full["ride_time_exceeded"] == 0
+    return {
+        "served_gain": round(served_gain, 4),
+        "vehicle_km_saving": round(km_saving, 4),
+        "promises_kept": safe,
+        "goal_met": safe
+        and (served_gain >= 0.10 or (full["served"] >= insertion["served"] and km_saving >= 0.10)),
+    }
+
+
+def parse_sweep(spec: str) -> list[int]:
+    """``"vehicles=3..12"`` (or ``3..12``, or ``3,5,8``) -> fleet sizes."""
+    body = spec.split("=", 1)[1] if "=" in spec else spec
+    if "=" in spec and spec.split("=", 1)[0].strip() != "vehicles":
+        raise ValueError(f"only vehicles can be swept, not {spec.split('=', 1)[0]!r}")
+    if ".." in body:
+        lo, hi = (int(x) for x in body.split("..", 1))
+        if lo < 1 or hi < lo:
+            raise ValueError(f"sweep range {body!r} not understood")
+        return list(range(lo, hi + 1))
+    sizes = [int(x) for x in body.split(",") if x.strip()]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"sweep {body!r} not understood")
+    return sizes
+
+
+def write_sweep(rows: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    """``sweep.json`` and ``sweep.png`` (service rate and served rides against fleet size)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs = [r["vehicles"] for r in rows]
+    ax.plot(xs, [r["service_rate"] for r in rows], marker="o", label="service rate")
+    ax.set_xlabel("vehicles")
+    ax.set_ylabel("service rate (served / requested)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [r["vehicle_km"] for r in rows], color="tab:gray", ls="--", label="vehicle-km")
+    ax2.set_ylabel("vehicle-km")
+    fig.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "sweep.png", dpi=110)
+    plt.close(fig)
+    return [out / "sweep.json", out / "sweep.png"]
+
+
+def run_simulation_cli(
+    opts: SimOptions, out: Path, compare: bool = False, sweep: str | None = None
+) -> dict[str, Any]:
+    """Run what ``drt simulate`` was asked for, with progress, and write the results.
+
+    One run writes ``kpis.json``, ``report.md``, plots and ``events.jsonl``. With
+    ``compare``, the insertion-only policy and ``opts.policy`` (the full policy) run
+    on the same demand: ``compare.json`` and each run's report under ``out/<policy>``.
+    With ``sweep``, one run per fleet size: ``sweep.json`` and ``sweep.png``.
     """
     from rich.console import Console  # noqa: PLC0415
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
     console = Console()
-    sc = load_scenario(scenario)
-    chosen = solver_by_name(solver)
-    with Progress(
-        TextColumn("[bold]simulating[/]"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}% {task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("sim", total=1.0, info="")
+    sc = load_scenario(opts.scenario)
+    if opts.policy not in POLICIES:
+        raise ValueError(f"policy {opts.policy!r} not understood; one of {POLICIES}")
 
-        def progress(done: float, total: float, counts: dict[str, int]) -> None:
-            info = " ".join(f"{k}={v}" for k, v in counts.items())
-            bar.update(task, completed=min(1.0, done / total), info=info)
+    def one(policy: Policy, label: str, vehicles: int | None = None) -> SimulationResult:
+        with Progress(
+            TextColumn(f"[bold]{label}[/]"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}% {task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("sim", total=1.0, info="")
 
-        result = simulate(
-            sc,
-            vehicles=vehicles,
-            hours=hours,
-            seed=seed,
-            solver=chosen,
-            solver_time_limit=time_limit,
-            start_hour=start_hour,
-            strategy="hybrid" if strategy == "hybrid" else "each",
-            progress=progress,
+            def progress(done: float, total: float, counts: dict[str, int]) -> None:
+                info = " ".join(f"{k}={v}" for k, v in counts.items())
+                bar.update(task, completed=min(1.0, done / total), info=info)
+
+            return _run(opts, sc, policy, vehicles, progress)
+
+    settings = {
+        "solver": opts.solver,
+        "time_limit": opts.time_limit,
+        "policy": opts.policy,
+        "reopt_every_s": opts.reopt_every_s,
+        "reopt_time_limit": opts.reopt_time_limit,
+        "demand_scale": opts.demand_scale,
+        "replay": str(opts.replay) if opts.replay else None,
+    }
+    if sweep is not None:
+        rows = []
+        for n in parse_sweep(sweep):
+            result = one(opts.policy, f"{n} vehicles", n)
+            rows.append({"vehicles": n, **compare_row(result.kpis), "wall_s": result.wall_s})
+            console.print(
+                f"{n:>3} vehicles: served {result.kpis['served']}/{result.kpis['requests']} "
+                f"(rate {result.kpis['service_rate']}) in {result.wall_s:.1f} s"
+            )
+        write_sweep(rows, out, f"{sc.name}: service rate against fleet size")
+        console.print(f"sweep written to {out / 'sweep.json'} and {out / 'sweep.png'}")
+        return {"sweep": rows, "run": settings}
+    if compare:
+        runs: dict[str, dict[str, Any]] = {}
+        for name, policy in (("insertion", "insertion"), ("full", opts.policy)):
+            result = one(policy, name)  # type: ignore[arg-type]
+            data = write_report(result, sc, out / name, {**settings, "policy": policy})
+            runs[name] = data
+        table = Table(title=f"{sc.name}: insertion-only vs full policy ({opts.policy})")
+        table.add_column("KPI")
+        table.add_column("insertion", justify="right")
+        table.add_column("full", justify="right")
+        for k in (*HEADLINE, "confirmed_unaccounted"):
+            table.add_row(k, _fmt(runs["insertion"].get(k)), _fmt(runs["full"].get(k)))
+        console.print(table)
+        verdict = compare_verdict(runs["insertion"], runs["full"])
+        result_json = {**runs, "verdict": verdict}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps(result_json, indent=2, ensure_ascii=False))
+        console.print(f"verdict: {verdict}; written to {out / 'compare.json'}")
+        return result_json
+    result = one(opts.policy, "simulating")
+    data = write_report(result, sc, out, settings)
+    console.print(
+        kpi_table(
+            data, f"{sc.name}: {len(result.vehicles)} vehicles, {data['run']['hours']} h, "
+            f"seed {opts.seed}, {opts.policy}"
         )
-    data = write_report(
-        result, sc, out, {"solver": solver, "time_limit": time_limit, "strategy": strategy}
     )
-    console.print(kpi_table(data, f"{sc.name}: {vehicles} vehicles, {hours} h, seed {seed}"))
     run = data["run"]
     console.print(
         f"simulated {run['hours']} h in {run['wall_s']} s wall "
-        f"({run['solve_wall_s']} s solving); report in {out}"
+        f"({run['solve_wall_s']} s solving); report and events.jsonl in {out}"
     )
     return data

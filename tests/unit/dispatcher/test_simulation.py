@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections import Counter
 from dataclasses import replace
 
@@ -17,129 +15,17 @@ from producers.scenario import load_scenario
 from schemas.dispatch import RideOfferedV1, RideRejectedV1
 from schemas.passenger import RideRequestedV1
 from solvers.base import Solver
-from solvers.model import (
-    Plan,
-    Problem,
-    Request,
-    Route,
-    SolveLimits,
-    SolveStats,
-    Stop,
-    StopKind,
-    Unassigned,
-)
-
-# -- a tiny greedy stand-in, used only until solvers/insertion.py exists ------------------
-
-_Item = tuple[Request, StopKind]
-
-
-def _timing(problem: Problem, vi: int, items: list[_Item]) -> tuple[list[Stop], int, int] | None:
-    """Stops with times, distance and the lateness of promised stops, or None if infeasible.
-
-    Promised stops (penalty None) may be late (a delay must not make them unplannable);
-    an insertion is accepted only if it adds no lateness.
-    """
-    v = problem.vehicles[vi]
-    t, loc, dist = v.start_time, v.start, 0
-    seats = sum(r.seats for r in problem.requests if r.onboard_vehicle == v.id)
-    wheel = sum(r.wheelchairs for r in problem.requests if r.onboard_vehicle == v.id)
-    picked: dict[str, int] = {
-        r.id: r.picked_up_at or 0 for r in problem.requests if r.onboard_vehicle == v.id
-    }
-    stops = []
-    late = 0
-    for r, kind in items:
-        at = r.pickup if kind is StopKind.PICKUP else r.dropoff
-        arrival = t + problem.duration[loc][at]
-        dist += problem.distance[loc][at]
-        window = r.pickup_window if kind is StopKind.PICKUP else r.dropoff_window
-        start = max(arrival, window.earliest)
-        soft = r.penalty is None  # a promise: a delay must not make it unplannable
-        if start > window.latest:
-            if not soft:
-                return None
-            late += start - window.latest
-        if kind is StopKind.PICKUP:
-            seats, wheel = seats + r.seats, wheel + r.wheelchairs
-            if seats > v.seats or wheel > v.wheelchairs:
-                return None
-            depart = start + r.pickup_service
-            picked[r.id] = depart
-        else:
-            if r.id not in picked:
-                return None
-            over = start - picked[r.id] - (r.max_ride_time or 0)
-            if r.max_ride_time is not None and over > 0:
-                if not soft:
-                    return None
-                late += over
-            seats, wheel = seats - r.seats, wheel - r.wheelchairs
-            depart = start + r.dropoff_service
-        stops.append(Stop(r.id, kind, at, arrival, start, depart))
-        t, loc = depart, at
-    if t + problem.duration[loc][v.end] > v.end_time:
-        return None
-    return stops, dist + problem.distance[loc][v.end], late
-
-
-def greedy_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> Plan:
-    """Keep the hinted routes; insert each optional request at its cheapest feasible place."""
-    by_id = {r.id: r for r in problem.requests}
-    routes: list[list[_Item]] = []
-    for v in problem.vehicles:
-        hint = next((h for h in problem.hint if h.vehicle_id == v.id), None)
-        items = [(by_id[s.request_id], s.kind) for s in (hint.stops if hint else ())]
-        have = {(r.id, k) for r, k in items}
-        items.extend(
-            (r, StopKind.DROPOFF)
-            for r in problem.requests
-            if r.onboard_vehicle == v.id and (r.id, StopKind.DROPOFF) not in have
-        )
-        routes.append(items)
-    planned = {r.id for items in routes for r, _ in items}
-    unassigned = []
-    for r in problem.requests:
-        if r.id in planned:
-            continue
-        best: tuple[int, int, list[_Item]] | None = None
-        for vi, v in enumerate(problem.vehicles):
-            if r.allowed_vehicles is not None and v.id not in r.allowed_vehicles:
-                continue
-            base = _timing(problem, vi, routes[vi])
-            if base is None:
-                continue
-            base_d, base_late = base[1], base[2]
-            items = routes[vi]
-            for i in range(len(items) + 1):
-                for j in range(i, len(items) + 1):
-                    cand = [*items[:i], (r, StopKind.PICKUP), *items[i:j],
-                            (r, StopKind.DROPOFF), *items[j:]]  # fmt: skip
-                    timed = _timing(problem, vi, cand)
-                    if timed is None or timed[2] > base_late:
-                        continue
-                    if best is None or timed[1] - base_d < best[0]:
-                        best = (timed[1] - base_d, vi, cand)
-        if best is None:
-            unassigned.append(Unassigned(r.id, "no_feasible_insertion"))
-        else:
-            routes[best[1]] = best[2]
-    out = []
-    for vi, v in enumerate(problem.vehicles):
-        stops, dist, _ = _timing(problem, vi, routes[vi]) or ([], 0, 0)
-        end = stops[-1].departure if stops else v.start_time
-        out.append(Route(v.id, tuple(stops), v.start_time, end, dist))
-    return Plan(tuple(out), tuple(unassigned), SolveStats("greedy-test", 0, 0.0))
+from solvers.insertion import insertion_solve
+from solvers.model import Plan, Problem, SolveLimits
+from solvers.ortools_pdp import ortools_solve
 
 
 def real_or_greedy() -> tuple[Solver, Solver]:
-    """(solver, fallback): the project's solvers when they exist, else the stand-in."""
-    if importlib.util.find_spec("solvers.insertion") is None:
-        return greedy_solve, greedy_solve
-    insertion: Solver = importlib.import_module("solvers.insertion").insertion_solve
-    if importlib.util.find_spec("solvers.ortools_pdp") is None:
-        return insertion, insertion
-    return importlib.import_module("solvers.ortools_pdp").ortools_solve, insertion
+    """(solver, fallback): OR-Tools per batch, the insertion heuristic as fallback."""
+    return ortools_solve, insertion_solve
+
+
+greedy_solve: Solver = insertion_solve
 
 
 # -- the tests ------------------------------------------------------------------------------
@@ -254,5 +140,6 @@ def test_a_failing_solver_falls_back() -> None:
         demand_options=DemandOptions(scale=2.0, cutoff_s=300),
     )
     assert result.solves
-    assert all(s.fallback for s in result.solves)
+    assert all(s.fallback for s in result.solves if s.kind == "batch")
+    assert not any(s.kept for s in result.solves if s.kind == "reopt")
     assert result.history.offers
