@@ -163,13 +163,14 @@ def simulate(
         time_limit=time_limit,
         replay=replay,
     )
-    given = {
-        "policy": policy,
-        "reopt_every_s": reopt_every,
-        "reopt_time_limit": reopt_time_limit,
-        "demand_scale": demand_scale,
-    }
-    opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+    if policy is not None:
+        opts = replace(opts, policy=policy)  # type: ignore[arg-type]  # checked by the run
+    if reopt_every is not None:
+        opts = replace(opts, reopt_every_s=reopt_every)
+    if reopt_time_limit is not None:
+        opts = replace(opts, reopt_time_limit=reopt_time_limit)
+    if demand_scale is not None:
+        opts = replace(opts, demand_scale=demand_scale)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep)
 
 
