@@ -53,7 +53,7 @@ class Stream:
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self.events]
 
-    async def until(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def until(self, kind: str, within_s: float = 30.0) -> dict[str, Any]:
         async def wait() -> dict[str, Any]:
             async with self._changed:
                 while True:
@@ -66,9 +66,9 @@ class Stream:
                     await self._changed.wait()
 
         try:
-            return await asyncio.wait_for(wait(), timeout)
+            return await asyncio.wait_for(wait(), within_s)
         except TimeoutError:
-            raise AssertionError(f"no {kind!r} within {timeout}s: {self.kinds()}") from None
+            raise AssertionError(f"no {kind!r} within {within_s}s: {self.kinds()}") from None
 
     async def close(self) -> None:
         self._task.cancel()

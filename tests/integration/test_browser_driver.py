@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from tests.integration.conftest import PgSchema
 from tests.integration.gateway_kit import PIN, Stream, bearer, services
 from tests.integration.pipeline_kit import make_settings, running
 
@@ -59,8 +60,8 @@ async def login(page: Page, base: str, vehicle_id: str) -> None:
 
 
 async def test_booking_to_drop_off_through_the_driver_tablet(
-    kafka_bootstrap, topic_prefix, pg_schema, chromium
-):
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema, chromium: str
+) -> None:
     """Booking, plan on the tablet, taps, and each step on the passenger's stream."""
     settings = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,9 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
                 first = page.get_by_test_id("stop-0")
                 await expect(first).to_contain_text(rid)
                 await expect(first).to_have_attribute("data-stop-id", origin)
-                await expect(first.locator("a").first).to_have_attribute("href", re.compile(r"^geo:"))
+                await expect(first.locator("a").first).to_have_attribute(
+                    "href", re.compile(r"^geo:")
+                )
                 await expect(page.get_by_test_id(f"noshow-{rid}")).to_be_disabled()
                 await page.screenshot(path=str(ARTIFACTS / "driver.png"), full_page=True)
 

@@ -1,0 +1,161 @@
+"""The passenger gateway and driver app over HTTP against the real Kafka broker.
+
+No dispatcher runs here: these prove validation, idempotency, authentication and
+authorization, and what the services publish.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from dispatcher.config import DatabaseSettings, KafkaSettings, Settings
+from schemas.passenger import RideCancelledV1, RideRequestedV1
+from tests.integration.gateway_kit import PIN, Stream, bearer, services
+from tests.integration.pipeline_kit import Bus
+
+pytestmark = [pytest.mark.kafka]
+
+BOOKING = {"origin": {"stop_id": "vs-buedelsdorf-01"}, "destination": {"stop_id": "rail-ar"}}
+
+
+def settings_for(bootstrap: str, prefix: str) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap, topic_prefix=f"{prefix}.", client_id=prefix, partitions=1
+        ),
+        database=DatabaseSettings(),
+        metrics_port=0,
+    )
+
+
+async def passenger(client: httpx.AsyncClient) -> str:
+    response = await client.post("/auth/passenger")
+    assert response.status_code == 201
+    token: str = response.json()["token"]
+    return token
+
+
+async def test_booking_validation_idempotency_and_privacy(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """422 with field errors; a retried key books once; other passengers see nothing."""
+    settings = settings_for(kafka_bootstrap, topic_prefix)
+    async with services(settings) as (gw, _), httpx.AsyncClient(base_url=gw, timeout=30) as c:
+        alice, bob = await passenger(c), await passenger(c)
+
+        assert (await c.post("/rides", json=BOOKING)).status_code == 401
+        bad = await c.post("/rides", json=BOOKING, headers=bearer(alice + "x"))
+        assert bad.status_code == 401
+
+        invalid = await c.post(
+            "/rides",
+            json={"origin": {"lat": 54.3}, "destination": {"stop_id": "rail-ar"}, "seats": 9},
+            headers=bearer(alice),
+        )
+        assert invalid.status_code == 422
+        locs = {tuple(e["loc"]) for e in invalid.json()["detail"]}
+        assert ("body", "origin") in locs
+        assert ("body", "seats") in locs
+        unknown = await c.post(
+            "/rides",
+            json={**BOOKING, "origin": {"stop_id": "no-such-stop"}},
+            headers=bearer(alice),
+        )
+        assert unknown.status_code == 422
+        assert unknown.json()["detail"][0]["loc"] == ["body", "origin", "stop_id"]
+        far = await c.post(
+            "/rides", json={**BOOKING, "origin": {"lat": 53.55, "lon": 9.99}}, headers=bearer(alice)
+        )
+        assert far.status_code == 422
+
+        key = {**bearer(alice), "Idempotency-Key": "k-1"}
+        first = await c.post("/rides", json=BOOKING, headers=key)
+        again = await c.post("/rides", json=BOOKING, headers=key)
+        assert first.status_code == again.status_code == 202
+        rid = first.json()["request_id"]
+        assert again.json()["request_id"] == rid
+        assert again.headers["Idempotent-Replayed"] == "true"
+        other = await c.post("/rides", json={**BOOKING, "seats": 2}, headers=key)
+        assert other.status_code == 422
+
+        mine = await c.get(f"/rides/{rid}", headers=bearer(alice))
+        assert mine.status_code == 200
+        assert mine.json()["status"] == "requested"
+        assert (await c.get(f"/rides/{rid}", headers=bearer(bob))).status_code == 404
+        assert (await c.get(f"/rides/{rid}/events", headers=bearer(bob))).status_code == 404
+        assert (await c.post(f"/rides/{rid}/cancel", headers=bearer(bob))).status_code == 404
+        assert (await c.get("/rides", headers=bearer(bob))).json() == []
+        assert (await c.post(f"/rides/{rid}/confirm", headers=bearer(alice))).status_code == 409
+
+        stream = Stream(c, f"/rides/{rid}/events", alice)
+        try:
+            await stream.until("requested")
+            cancelled = await c.post(
+                f"/rides/{rid}/cancel", json={"reason": "plans changed"}, headers=bearer(alice)
+            )
+            assert cancelled.status_code == 200
+            assert (await stream.until("cancelled"))["reason"] == "plans changed"
+        finally:
+            await stream.close()
+
+        operator = await c.post("/auth/operator", json={"username": "desk", "password": "nope"})
+        assert operator.status_code == 401
+        operator = await c.post("/auth/operator", json={"username": "desk", "password": "operator"})
+        desk = operator.json()["token"]
+        phone = await c.post(
+            "/rides", json={**BOOKING, "passenger_ref": "caller-42"}, headers=bearer(desk)
+        )
+        assert phone.status_code == 202
+        assert phone.json()["passenger_ref"] == "caller-42"
+        assert (await c.get(f"/rides/{rid}", headers=bearer(desk))).status_code == 200
+
+        spec = (await c.get("/openapi.json")).json()
+        assert {"/rides", "/rides/{request_id}/events", "/stops/nearby"} <= set(spec["paths"])
+
+    async with Bus(settings) as bus:
+        seen = await bus.collect("requests", lambda s: len(s) >= 3, timeout=20)
+    events = [e for _, e in seen]
+    assert [type(e) for e in events] == [RideRequestedV1, RideCancelledV1, RideRequestedV1]
+    assert sum(isinstance(e, RideRequestedV1) and e.request_id == rid for e in events) == 1
+    assert all(key == b"rendsburg" for key, _ in seen)
+
+
+async def test_driver_acts_only_on_own_vehicle(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """A driver token for one vehicle is refused on another; a wrong PIN gets no token."""
+    settings = settings_for(kafka_bootstrap, topic_prefix)
+    async with services(settings) as (gw, drv), httpx.AsyncClient(base_url=drv, timeout=30) as c:
+        wrong = await c.post(
+            "/api/login", json={"vehicle_id": "bus-1", "driver_id": "d", "pin": "0"}
+        )
+        assert wrong.status_code == 401
+        login = await c.post(
+            "/api/login", json={"vehicle_id": "bus-1", "driver_id": "d1", "pin": PIN}
+        )
+        token = login.json()["token"]
+        assert (await c.get("/api/vehicles/bus-1/plan", headers=bearer(token))).status_code == 200
+        for method, path, body in [
+            ("GET", "/api/vehicles/bus-2/plan", None),
+            ("GET", "/api/vehicles/bus-2/stream", None),
+            ("POST", "/api/vehicles/bus-2/shift/start", {}),
+            ("POST", "/api/vehicles/bus-2/shift/end", None),
+            ("POST", "/api/vehicles/bus-2/arrived", {"request_ids": ["r1"]}),
+            ("POST", "/api/vehicles/bus-2/boarded", {"request_id": "r1"}),
+            ("POST", "/api/vehicles/bus-2/no-show", {"request_id": "r1"}),
+        ]:
+            response = await c.request(method, path, json=body, headers=bearer(token))
+            assert response.status_code == 403, (path, response.text)
+        no_show = await c.post(
+            "/api/vehicles/bus-1/no-show", json={"request_id": "r1"}, headers=bearer(token)
+        )
+        assert no_show.status_code == 409
+        started = await c.post("/api/vehicles/bus-1/shift/start", json={}, headers=bearer(token))
+        assert started.json()["on_shift"] is True
+        async with httpx.AsyncClient(base_url=gw, timeout=30) as g:
+            booking = await g.post("/rides", json=BOOKING, headers=bearer(token))
+            assert booking.status_code == 403
+    async with Bus(settings) as bus:
+        seen = await bus.collect("vehicle_events", lambda s: len(s) >= 1, timeout=20)
+    assert [(k, e.type, e.vehicle_id) for k, e in seen] == [  # type: ignore[attr-defined]
+        (b"rendsburg", "shift.started", "bus-1")
+    ]
