@@ -1,0 +1,70 @@
+"""The tablet's view of a vehicle, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from producers.driver.plans import PlanBoard, no_show_from, view
+from schemas.dispatch import DriverPlanV1, PlannedStop, StopAction
+from schemas.envelope import Place
+from schemas.vehicle import ArrivedAtStopV1, PassengerBoardedV1
+
+T0 = datetime(2025, 5, 6, 8, 0, tzinfo=UTC)
+A = Place(lat=54.3157, lon=9.6778, stop_id="a")
+B = Place(lat=54.3023, lon=9.6711, stop_id="b")
+V = {"source": "t", "vehicle_id": "bus-1", "zone": "rendsburg"}
+
+
+def stop(action: StopAction, rid: str, where: Place, minutes: int) -> PlannedStop:
+    return PlannedStop(
+        action=action,
+        request_id=rid,
+        location=where,
+        eta=T0 + timedelta(minutes=minutes),
+        window_start=T0 + timedelta(minutes=minutes - 2),
+        window_end=T0 + timedelta(minutes=minutes + 10),
+        seats=2 if rid == "r2" else 1,
+    )
+
+
+def plan(version: int, *stops: PlannedStop) -> DriverPlanV1:
+    return DriverPlanV1(occurred_at=T0, plan_version=version, stops=list(stops), **V)
+
+
+def test_latest_plan_wins_and_stops_at_one_place_group() -> None:
+    """An older plan version never replaces a newer one; same-place stops are one card."""
+    board = PlanBoard()
+    newer = plan(
+        2,
+        stop(StopAction.PICKUP, "r1", A, 5),
+        stop(StopAction.PICKUP, "r2", A, 5),
+        stop(StopAction.DROPOFF, "r1", B, 12),
+        stop(StopAction.DROPOFF, "r2", B, 12),
+    )
+    assert board.apply(newer) == "bus-1"
+    assert board.apply(plan(1)) is None
+    v = view(board.vehicles["bus-1"], 300, {"a": "Stop A"}, on_break=False)
+    assert v["plan_version"] == 2
+    assert [c["name"] for c in v["stops"]] == ["Stop A", "54.30230, 9.67110"]
+    assert [p["request_id"] for p in v["stops"][0]["pickups"]] == ["r1", "r2"]
+    assert v["stops"][0]["navigation"]["geo"].startswith("geo:54.315700,9.677800")
+    assert v["onboard"] == {"seats": 0, "wheelchairs": 0}
+
+
+def test_no_show_waits_from_arrival_or_window_start() -> None:
+    """No-show is allowed the waiting time after arrival, or after the window opens."""
+    board = PlanBoard()
+    pickup = stop(StopAction.PICKUP, "r1", A, 5)  # window opens at T0 + 3 min
+    board.apply(plan(1, pickup, stop(StopAction.DROPOFF, "r1", B, 12)))
+    b = board.vehicles["bus-1"]
+    assert no_show_from(b, pickup, 300) is None
+    board.apply(ArrivedAtStopV1(occurred_at=T0, position=A, request_ids=["r1"], **V))
+    assert no_show_from(b, pickup, 300) == T0 + timedelta(minutes=8)
+    board.apply(PassengerBoardedV1(occurred_at=T0, request_id="r1", **V))
+    board.apply(ArrivedAtStopV1(occurred_at=T0, position=B, request_ids=["r1"], **V))
+    assert (("r1", StopAction.DROPOFF)) in b.arrived
+    board.apply(plan(2, stop(StopAction.DROPOFF, "r1", B, 12)))
+    v = view(b, 300, {}, on_break=True)
+    assert v["onboard"]["seats"] == 1
+    assert v["stops"][0]["dropoffs"][0]["onboard"] is True
+    assert v["stops"][0]["arrived_at"] == T0
