@@ -6,10 +6,16 @@ authorization, and what the services publish.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
 from dispatcher.config import DatabaseSettings, KafkaSettings, Settings
+from schemas.dispatch import DriverPlanV1, PlannedStop, StopAction
+from schemas.envelope import Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1
 from tests.integration.gateway_kit import PIN, Stream, bearer, services
 from tests.integration.pipeline_kit import Bus
@@ -159,3 +165,49 @@ async def test_driver_acts_only_on_own_vehicle(kafka_bootstrap: str, topic_prefi
     assert [(k, e.type, e.vehicle_id) for k, e in seen] == [  # type: ignore[attr-defined]
         (b"rendsburg", "shift.started", "bus-1")
     ]
+
+
+async def test_reconnecting_tablet_gets_latest_plan_from_topic(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A driver service started after the plans were published serves the newest one."""
+    settings = settings_for(kafka_bootstrap, topic_prefix)
+    now = datetime.now(UTC)
+    async with services(settings):  # creates the topics
+        pass
+    async with Bus(settings) as bus:
+        for version in (1, 2):
+            stops = [
+                PlannedStop(
+                    action=StopAction.PICKUP,
+                    request_id=f"r{version}",
+                    location=Place(lat=54.3157, lon=9.6778, stop_id="vs-buedelsdorf-01"),
+                    eta=now + timedelta(minutes=5),
+                )
+            ]
+            await bus.send(
+                "driver_plans",
+                DriverPlanV1(
+                    occurred_at=now,
+                    source="test",
+                    vehicle_id="bus-1",
+                    zone="rendsburg",
+                    plan_version=version,
+                    stops=stops,
+                ),
+            )
+    async with services(settings) as (_, drv), httpx.AsyncClient(base_url=drv, timeout=30) as c:
+        login = await c.post(
+            "/api/login", json={"vehicle_id": "bus-1", "driver_id": "d1", "pin": PIN}
+        )
+        token = login.json()["token"]
+        async with c.stream(
+            "GET", "/api/vehicles/bus-1/stream", headers=bearer(token), timeout=None
+        ) as response:
+            async with asyncio.timeout(20):
+                async for line in response.aiter_lines():
+                    if line.startswith("data: ") and json.loads(line[6:])["plan_version"] == 2:
+                        view = json.loads(line[6:])
+                        break
+    assert view["stops"][0]["name"] == "Büdelsdorf Haltepunkt 1"
+    assert view["stops"][0]["pickups"][0]["request_id"] == "r2"

@@ -10,7 +10,7 @@ const TEXT = {
     break_start: "Pause", break_end: "Pause beenden", logout: "Abmelden", plan: "Fahrplan",
     no_stops: "Keine Halte geplant.", online: "verbunden", offline: "getrennt",
     on_shift: "Im Dienst bis", off_shift: "Nicht im Dienst", on_break: "Pause",
-    load: "An Bord", seats: "Sitze", wheelchairs: "Rollstuhl", next: "NÄCHSTER HALT",
+    load: "An Bord", seat: "Sitz", seats: "Sitze", wheelchairs: "Rollstuhl", next: "NÄCHSTER HALT",
     arrived: "Angekommen", arrived_at: "Angekommen um", boarded: "Eingestiegen",
     alighted: "Ausgestiegen", no_show: "Nicht erschienen", board: "Einsteigen",
     alight: "Aussteigen", in_min: "in {n} min", now: "jetzt", window: "Zeitfenster",
@@ -24,7 +24,7 @@ const TEXT = {
     break_start: "Break", break_end: "End break", logout: "Log out", plan: "Plan",
     no_stops: "No stops planned.", online: "online", offline: "offline",
     on_shift: "On shift until", off_shift: "Off shift", on_break: "On break",
-    load: "On board", seats: "seats", wheelchairs: "wheelchair", next: "NEXT STOP",
+    load: "On board", seat: "seat", seats: "seats", wheelchairs: "wheelchair", next: "NEXT STOP",
     arrived: "Arrived", arrived_at: "Arrived at", boarded: "Boarded",
     alighted: "Alighted", no_show: "No-show", board: "Boards",
     alight: "Alights", in_min: "in {n} min", now: "now", window: "Window",
@@ -123,7 +123,7 @@ function etaText(iso) {
 }
 
 function person(p, kind, card) {
-  const size = `${p.seats} ${t("seats")}` + (p.wheelchairs ? ` + ${p.wheelchairs} ${t("wheelchairs")} ♿` : "");
+  const size = `${p.seats} ${t(p.seats === 1 ? "seat" : "seats")}` + (p.wheelchairs ? ` + ${p.wheelchairs} ${t("wheelchairs")} ♿` : "");
   const row = el("li", { class: `person ${kind === "pickup" ? "on" : "off"}`, "data-request": p.request_id },
     el("span", { class: "who" }, el("b", {}, kind === "pickup" ? `▲ ${t("board")}` : `▼ ${t("alight")}`),
       ` ${p.request_id} · ${size}`));
