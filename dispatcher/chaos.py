@@ -24,6 +24,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -55,6 +56,17 @@ PLACES = [
     (54.33299, 9.710012),
     (54.359629, 9.645213),
 ]
+
+
+#: Logged by the dispatcher once it owns its shards (state rebuilt, outbox resolved).
+TAKEOVER_MARK = b"own shards"
+
+
+def _count(path: Path, mark: bytes) -> int:
+    try:
+        return path.read_bytes().count(mark)
+    except FileNotFoundError:
+        return 0
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -344,16 +356,24 @@ async def run_kill_cycles(
     cycles: int = 10,
     rate: float = 4.0,
     vehicles: int = 6,
-    min_up_s: float = 1.0,
-    max_up_s: float = 6.0,
+    min_up_s: float = 0.2,
+    max_up_s: float = 4.0,
+    early_kills: float = 0.2,
     seed: int = 0,
     log_path: Path | None = None,
 ) -> ChaosReport:
-    """SIGKILL a ``drt serve`` process ``cycles`` times under load, then verify."""
+    """SIGKILL a ``drt serve`` process ``cycles`` times under load, then verify.
+
+    A fraction ``early_kills`` of the kills hit during start-up; the others come
+    ``min_up_s``..``max_up_s`` after the process took over its shards, so they
+    land in cycles, solves, PostgreSQL commits and Kafka transactions.
+    """
     rng = random.Random(seed)  # noqa: S311 - timing, not cryptography
     await ensure_topics(settings.kafka)
     started = time.monotonic()
-    log: IO[bytes] | None = log_path.open("ab") if log_path else None
+    if log_path is None:
+        log_path = Path(tempfile.mkstemp(prefix="drt-chaos-", suffix=".log")[1])
+    log = log_path.open("ab")  # noqa: ASYNC230 - a local log file, opened once
     proc = DispatcherProcess(settings, log)
     uptimes: list[float] = []
     kills = 0
@@ -367,10 +387,18 @@ async def run_kill_cycles(
             sender = asyncio.create_task(demand.stream(rate, stop, demand_rng))
             try:
                 for _ in range(cycles):
+                    owned_before = _count(log_path, TAKEOVER_MARK)
+                    spawned = time.monotonic()
                     proc.start()
-                    up = rng.uniform(min_up_s, max_up_s)
-                    await asyncio.sleep(up)
-                    uptimes.append(up)
+                    if rng.random() < early_kills:
+                        await asyncio.sleep(rng.uniform(0.0, 3.0))  # while starting up
+                    else:
+                        # Once it owns its shards, it is processing: kill it then.
+                        async with asyncio.timeout(60):
+                            while _count(log_path, TAKEOVER_MARK) <= owned_before:  # noqa: ASYNC110
+                                await asyncio.sleep(0.1)  # a file to watch, no event
+                        await asyncio.sleep(rng.uniform(min_up_s, max_up_s))
+                    uptimes.append(time.monotonic() - spawned)
                     proc.kill()
                     kills += 1
                     if sender.done():
@@ -382,6 +410,5 @@ async def run_kill_cycles(
             verdict = await verify(settings, demand.sent, wait_s=180)
     finally:
         proc.terminate()
-        if log is not None:
-            log.close()
+        log.close()
     return ChaosReport(cycles, kills, time.monotonic() - started, verdict, uptimes)

@@ -227,8 +227,8 @@ def _isolated(settings: Settings, name: str) -> Settings:
 def bench_chaos(
     cycles: Annotated[int, typer.Option(help="SIGKILL-and-restart cycles.")] = 100,
     rate: Annotated[float, typer.Option(help="Ride requests per second.")] = 4.0,
-    min_up: Annotated[float, typer.Option(help="Shortest run before a kill, s.")] = 1.0,
-    max_up: Annotated[float, typer.Option(help="Longest run before a kill, s.")] = 6.0,
+    min_up: Annotated[float, typer.Option(help="Shortest run after take-over, s.")] = 0.2,
+    max_up: Annotated[float, typer.Option(help="Longest run after take-over, s.")] = 4.0,
     seed: Annotated[int, typer.Option()] = 0,
     log: Annotated[Path | None, typer.Option(help="Append the dispatchers' logs here.")] = None,
 ) -> None:
@@ -239,6 +239,8 @@ def bench_chaos(
     settings = _isolated(_settings(), "chaos")
     settings.solver.time_limit_s = min(settings.solver.time_limit_s, 0.5)
     settings.dispatch.batch_window_s = 0.5
+    settings.kafka.session_timeout_s = 6.0  # the broker's minimum: a killed member leaves fast
+    settings.kafka.heartbeat_interval_s = 1.0
     report = asyncio.run(
         run_kill_cycles(
             settings,

@@ -26,6 +26,8 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     request exactly once, and no driver plan contradicts an offer."""
     settings = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
     settings.solver.time_limit_s = 0.3
+    settings.kafka.session_timeout_s = 6.0
+    settings.kafka.heartbeat_interval_s = 1.0
     report = await run_kill_cycles(
         settings, cycles=CYCLES, rate=4.0, seed=1, log_path=tmp_path / "dispatcher.log"
     )
