@@ -199,6 +199,8 @@ class InsertionState:
             pd = dist[p][d]
             t_pd = dur[p][d]
             for i in range(n + 1):
+                if early[i] > lp:
+                    break  # earliest starts only grow along the route
                 a, b = locs[i], locs[i + 1]
                 t_p = max(ep, early[i] + svc[i] + dur[a][p])
                 if t_p > lp:
@@ -220,6 +222,8 @@ class InsertionState:
                 dp = dist[a][p] + dist[p][b] - dist[a][b]
                 max_s, max_c = seats[i], chairs[i]
                 for j in range(i + 1, n + 1):
+                    if early[j] > ld:
+                        break
                     max_s = max(max_s, seats[j])
                     max_c = max(max_c, chairs[j])
                     if max_s + r.seats > v.seats or max_c + r.wheelchairs > v.wheelchairs:

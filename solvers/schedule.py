@@ -203,10 +203,20 @@ class Scheduler:
             forward(0)
         if vehicle.max_duration is not None:
             lat[m] = min(lat[m], b[0] + vehicle.max_duration)
-        if fast and self._violation(vehicle, stops, b, lat, limit, ride) is None:
-            return Times(loc, svc, b)
+        last = m - 1
+        if fast:
+            # Feasibility only: delaying a pickup never lengthens a later
+            # passenger's ride, so pickups after the last violated ride's
+            # origin need not move.
+            last = 0
+            for d in range(1, m):
+                lim = limit[d]
+                if lim is not None and origin[d] > 0 and ride(d) > lim:
+                    last = max(last, origin[d])
+            if last == 0 and self._violation(vehicle, stops, b, lat, limit, ride) is None:
+                return Times(loc, svc, b)
         # Steps 6-7: delay each pickup to shorten the rides of its passengers.
-        for j in range(1, m):
+        for j in range(1, last + 1):
             if stops[j - 1][1] is not StopKind.PICKUP:
                 continue
             after = sum(b[k] - a[k] for k in range(j + 1, m + 1))
