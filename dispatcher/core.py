@@ -254,9 +254,13 @@ class DispatchCore:
                     current = with_break
         plan = insert_request(problem, current, request_id)
         if plan is None:
-            # The routes as they stand may be infeasible (delays): repair them all.
+            # The routes as they stand may be infeasible (delays): repair them all, but
+            # never at the cost of what they already hold (a break included).
+            before = {s.request_id for r in problem.hint for s in r.stops}
+            if isinstance(current, Plan):
+                before |= current.served
             plan = insertion_solve(problem, SolveLimits(0.05))
-            if request_id not in plan.served:
+            if request_id not in plan.served or not before <= plan.served:
                 return None
         return plan
 
@@ -432,7 +436,10 @@ class DispatchCore:
             return []
         changed = vehicle.remove_stop(ride.request_id, "pickup")
         changed = vehicle.remove_stop(ride.request_id, "dropoff") or changed
-        return [self._new_plan_version(vehicle, now)] if changed else []
+        if not changed:
+            return []
+        self._changed(now)
+        return [self._new_plan_version(vehicle, now)]
 
     def _shift_started(self, e: ShiftStartedV1, now: float) -> Handled:
         position = e.position or e.depot
@@ -488,7 +495,7 @@ class DispatchCore:
                 self.state.touch_ride(ride)
                 moved.append(ride.request_id)
         if moved:
-            self.changes += 1
+            self._changed(now)
             outputs.append(self._new_plan_version(vehicle, now))
             if self.config.mode == "immediate":
                 moved.sort(key=lambda rid: self.state.rides[rid].earliest_pickup)
@@ -549,7 +556,7 @@ class DispatchCore:
             vehicle.remove_stop(ride.request_id, "pickup")
             vehicle.remove_stop(ride.request_id, "dropoff")
         self.state.touch_ride(ride)
-        self.changes += 1
+        self._changed(now)
         return Handled([self._new_plan_version(vehicle, now)])
 
     def _early_no_show(self, vehicle: VehicleState, ride: Ride, now: float) -> str | None:
@@ -587,11 +594,15 @@ class DispatchCore:
             return None
         return self._next_reopt
 
+    def _changed(self, now: float) -> None:
+        """Routes changed: a re-optimisation becomes due ``reopt_every_s`` after the last."""
+        self.changes += 1
+        if self._next_reopt is None:
+            self._next_reopt = now + self.config.reopt_every_s
+
     def _reopt_due(self, now: float) -> bool:
         if self.config.reopt_every_s <= 0:
             return False
-        if self._next_reopt is None:
-            self._next_reopt = now + self.config.reopt_every_s
         at = self._reopt_at()
         return at is not None and now >= at
 
@@ -676,7 +687,7 @@ class DispatchCore:
             else:
                 outputs.append(self._reject_no_vehicle(pending, now))
         if replanned:
-            self.changes += 1
+            self._changed(now)
         # Driver plans last: they carry the pickup windows just promised.
         outputs.extend(self._new_plan_version(v, now) for v in replanned)
         self.state.forget_final(now - self.config.forget_after_s)

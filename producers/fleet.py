@@ -398,7 +398,7 @@ class FleetSimulator:
 
     def _take_break(self, v: _Vehicle, t: float) -> bool:
         """Drive to the planned break and hold it, when it comes before the next stop."""
-        if v.break_plan is None or v.break_done:
+        if v.break_plan is None or v.break_done or v.onboard:
             return False
         b0, b1, where = v.break_plan
         if v.stops and to_timestamp(v.stops[0].eta) < b1 - 1:

@@ -1,0 +1,282 @@
+"""Operations the core handles: modes, no-shows, breakdowns, stops, hours, breaks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from dispatcher.clock import VirtualClock, to_datetime, to_timestamp
+from dispatcher.core import DispatchCore, VirtualStop
+from dispatcher.planning import break_id, build_problem, plan_problems
+from dispatcher.state import RideStatus
+from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
+from schemas.envelope import Event, Place
+from schemas.vehicle import ArrivedAtStopV1, NoShowV1, ShiftEndedV1
+from solvers.check import check_plan
+from solvers.insertion import insertion_solve
+from solvers.model import SolveLimits
+from tests.unit.dispatcher.fleet_kit import (
+    BUEDELSDORF,
+    FOCKBEK,
+    JEVENSTEDT,
+    OSTERROENFELD,
+    RENDSBURG,
+    T0,
+    core,
+    request,
+    shift,
+)
+
+E = TypeVar("E", bound=Event)
+
+
+def _of(outputs: list[Event], kind: type[E]) -> list[E]:
+    return [e for e in outputs if isinstance(e, kind)]
+
+
+def _vehicle_event(kind: type[Event], at: float, **kw: object) -> Event:
+    return kind.model_validate(
+        {"occurred_at": to_datetime(at), "source": "t", "zone": "rendsburg", **kw}
+    )
+
+
+def _immediate(**kw: object) -> DispatchCore:
+    return core(mode="immediate", **kw)
+
+
+def test_immediate_mode_offers_inside_handle():
+    """In immediate mode a request is answered by insertion at once, with a driver plan."""
+    clock = VirtualClock(T0)
+    c = _immediate()
+    c.handle(shift("v1"), clock.now())
+    out = c.handle(request("r1"), clock.now()).outputs
+    (offer,) = _of(out, RideOfferedV1)
+    (plan,) = _of(out, DriverPlanV1)
+    assert offer.vehicle_id == "v1" and c.state.rides["r1"].status is RideStatus.OFFERED
+    assert [s.request_id for s in plan.stops] == ["r1", "r1"]
+    assert out.index(offer) < out.index(plan)  # the passenger hears first
+    assert not c.due(clock.now() + 3600)  # no batch, no re-optimisation configured
+
+
+def test_immediate_mode_rejects_what_cannot_be_inserted():
+    """A request no vehicle can take in time is rejected with no_vehicle."""
+    c = _immediate()
+    c.handle(shift("v1", seats=1, wheelchairs=0), T0)
+    c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT), T0)
+    out = c.handle(request("r2", origin=JEVENSTEDT, destination=FOCKBEK), T0).outputs
+    offers, rejections = _of(out, RideOfferedV1), _of(out, RideRejectedV1)
+    assert len(offers) + len(rejections) == 1
+
+
+def test_reoptimisation_is_due_only_after_changes():
+    """The re-optimisation timer fires every reopt_every_s, and only if routes changed."""
+    c = _immediate(reopt_every_s=600.0)
+    c.handle(shift("v1"), T0)
+    assert not c.due(T0) and c.next_due_at() is None
+    c.handle(request("r1"), T0 + 10)
+    assert c.next_due_at() == T0 + 610  # reopt_every_s after the first change
+    assert not c.due(T0 + 609)
+    job = c.prepare(T0 + 610)
+    assert job is not None and job.kind == "reopt" and job.new_ids == ()
+    assert not c.due(T0 + 1200)  # nothing changed since
+
+
+def test_reoptimised_plan_keeps_promises():
+    """A re-optimisation plan passes the plan checker and keeps every promised window."""
+    c = _immediate(reopt_every_s=60.0)
+    c.handle(shift("v1"), T0)
+    c.handle(shift("v2"), T0)
+    for i, (a, b) in enumerate([(FOCKBEK, BUEDELSDORF), (OSTERROENFELD, RENDSBURG),
+                                (BUEDELSDORF, FOCKBEK), (RENDSBURG, OSTERROENFELD)]):  # fmt: skip
+        c.handle(request(f"r{i}", origin=a, destination=b, at=T0 + i), T0 + i)
+    promised = {rid: r.promised_pickup for rid, r in c.state.rides.items()}
+    job = c.prepare(T0 + 60)
+    assert job is not None
+    for r in job.problem.requests:
+        assert r.penalty is None  # every offered ride is a promise now
+    plan = insertion_solve(job.problem, SolveLimits(0.5))
+    assert check_plan(job.problem, plan) == []
+    c.complete(job, plan, T0 + 60)
+    for rid, window in promised.items():
+        ride = c.state.rides[rid]
+        assert window is not None and ride.pickup_eta is not None
+        assert window[0] - 1 <= ride.pickup_eta <= window[1] + 1
+
+
+def test_stale_reoptimisation_is_not_taken():
+    """A re-optimised plan is dropped when a request was inserted while it was solved."""
+    c = _immediate(reopt_every_s=300.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    job = c.prepare(T0 + 300)
+    assert job is not None
+    plan = insertion_solve(job.problem, SolveLimits(0.2))
+    c.handle(request("r2", origin=OSTERROENFELD, destination=RENDSBURG), T0 + 301)
+    assert c.state.rides["r2"].status is RideStatus.OFFERED
+    c.complete(job, plan, T0 + 302)
+    refs = c.state.vehicles["v1"].stop_refs()
+    assert ("r2", "pickup") in refs and ("r2", "dropoff") in refs
+
+
+def test_a_plan_breaking_the_checker_is_refused():
+    """complete() keeps the routes when the plan checker finds a broken rule."""
+    c = core(batch_window_s=1.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    job = c.prepare(T0 + 1)
+    assert job is not None
+    plan = insertion_solve(job.problem, SolveLimits(0.2))
+    route = plan.routes[0]
+    bad_stops = tuple(reversed(route.stops))  # drop-off before pickup
+    bad = type(plan)((type(route)(route.vehicle_id, bad_stops, route.start_time,
+                                  route.end_time, route.distance),), ())  # fmt: skip
+    assert plan_problems(job, bad)
+    out = c.complete(job, bad, T0 + 1)
+    assert _of(out, RideRejectedV1) and c.state.vehicles["v1"].stops == []
+
+
+def _arrive_at_pickup(c: DispatchCore, rid: str, at: float) -> None:
+    ride = c.state.rides[rid]
+    c.handle(
+        _vehicle_event(
+            ArrivedAtStopV1, at, vehicle_id="v1", request_ids=[rid],
+            position=Place(lat=ride.origin.lat, lon=ride.origin.lon),
+        ),
+        at,
+    )  # fmt: skip
+
+
+def test_no_show_needs_the_wait_at_the_stop():
+    """A no-show before arrival or before no_show_wait_s is refused with the reason."""
+    c = _immediate(no_show_wait_s=300.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    ride = c.state.rides["r1"]
+    assert ride.promised_pickup is not None
+    arrive = max(T0 + 600, ride.promised_pickup[0])
+    early = _vehicle_event(NoShowV1, arrive, vehicle_id="v1", request_id="r1")
+    assert "before the vehicle arrived" in (c.handle(early, arrive).dead_letter or "")
+    _arrive_at_pickup(c, "r1", arrive)
+    reason = c.handle(early, arrive + 120).dead_letter or ""
+    assert "after 120 s" in reason and "must wait 300 s" in reason
+    assert c.state.rides["r1"].status is RideStatus.OFFERED
+    late = _vehicle_event(NoShowV1, arrive + 300, vehicle_id="v1", request_id="r1")
+    assert c.handle(late, arrive + 300).dead_letter is None
+    assert c.state.rides["r1"].status is RideStatus.NO_SHOW
+
+
+def test_breakdown_moves_passengers_and_tells_them():
+    """On a breakdown, unboarded rides get a new offer on another vehicle."""
+    c = _immediate()
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    assert c.state.rides["r1"].vehicle_id == "v1"
+    c.handle(shift("v2"), T0 + 60)
+    ended = _vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
+    out = c.handle(ended, T0 + 120).outputs
+    (offer,) = _of(out, RideOfferedV1)
+    assert offer.vehicle_id == "v2" and c.state.rides["r1"].replanned_from == "v1"
+    plans = {p.vehicle_id: p for p in _of(out, DriverPlanV1)}
+    assert plans["v1"].stops == [] and [s.request_id for s in plans["v2"].stops] == ["r1", "r1"]
+
+
+def test_breakdown_without_spare_vehicle_rejects_with_reason():
+    """With no vehicle left, a moved ride is rejected and keeps a recorded reason."""
+    c = _immediate()
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    ended = _vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
+    (rejection,) = _of(c.handle(ended, T0 + 120).outputs, RideRejectedV1)
+    assert rejection.reason.value == "no_vehicle" and "v1" in rejection.message
+    ride = c.state.rides["r1"]
+    assert ride.status is RideStatus.REJECTED and "v1" in (ride.outcome_reason or "")
+
+
+def test_breakdown_in_batch_mode_replans_in_next_batch():
+    """In batch mode, a moved ride goes back into the next batch as pending."""
+    c = core(batch_window_s=2.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    job = c.prepare(T0 + 2)
+    assert job is not None
+    c.complete(job, insertion_solve(job.problem, SolveLimits(0.2)), T0 + 2)
+    ended = _vehicle_event(ShiftEndedV1, T0 + 60, vehicle_id="v1", reason="breakdown")
+    c.handle(ended, T0 + 60)
+    assert c.state.rides["r1"].status is RideStatus.PENDING and c.batch.pending == ("r1",)
+
+
+STOPS = (
+    VirtualStop("s-fockbek", FOCKBEK.lat, FOCKBEK.lon, "Fockbek Mitte"),
+    VirtualStop("s-buedelsdorf", BUEDELSDORF.lat, BUEDELSDORF.lon, "Büdelsdorf"),
+)
+
+
+def test_requests_snap_to_nearest_stop_and_offer_says_where_to_walk():
+    """A door-to-door request snaps to stops within walking distance; the offer names them."""
+    c = _immediate(stops=STOPS, walk_max_m=500.0)
+    c.handle(shift("v1"), T0)
+    near_fockbek = Place(lat=FOCKBEK.lat + 0.002, lon=FOCKBEK.lon)  # about 220 m north
+    out = c.handle(request("r1", origin=near_fockbek), T0).outputs
+    (offer,) = _of(out, RideOfferedV1)
+    assert offer.pickup.stop_id == "s-fockbek" and offer.dropoff.stop_id == "s-buedelsdorf"
+    assert (offer.pickup.lat, offer.pickup.lon) == (FOCKBEK.lat, FOCKBEK.lon)
+    assert 200 <= offer.walk_m <= 250
+
+
+def test_request_far_from_every_stop_is_rejected():
+    """Without a stop within walking distance the request is rejected as outside_area."""
+    c = _immediate(stops=STOPS, walk_max_m=500.0)
+    c.handle(shift("v1"), T0)
+    (rej,) = c.handle(request("r1", origin=JEVENSTEDT), T0).outputs
+    assert isinstance(rej, RideRejectedV1) and rej.reason.value == "outside_area"
+    assert "500 m" in rej.message
+
+
+def test_outside_service_hours_is_rejected_with_the_next_opening():
+    """A pickup outside the service hours is rejected with the next opening as alternative."""
+    c = core(service_hours=(17.0, 27.0), timezone="Europe/Berlin")
+    c.handle(shift("v1"), T0)
+    local = to_datetime(T0).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    morning = local.replace(hour=10, minute=0, second=0) + timedelta(days=1)
+    (rej,) = c.handle(request("r1", requested_time=morning), T0).outputs
+    assert isinstance(rej, RideRejectedV1) and rej.reason.value == "outside_hours"
+    assert rej.alternative_pickup is not None
+    alt = rej.alternative_pickup.astimezone(morning.tzinfo)
+    assert (alt.date(), alt.hour) == (morning.date(), 17)
+    night = local.replace(hour=2, minute=30, second=0) + timedelta(days=1)  # 26.5 h: open
+    assert c.handle(request("r2", requested_time=night), T0).outputs == []
+
+
+def test_vehicle_is_planned_only_inside_its_shift_and_alternative_is_offered():
+    """A shift starting later is not used earlier; the rejection offers a later pickup."""
+    c = _immediate(alternative_step_s=1800, alternative_tries=3)
+    later = shift("v1", at=T0 + 3600)
+    c.handle(later, T0)
+    (rej,) = _of(c.handle(request("r1"), T0).outputs, RideRejectedV1)
+    assert rej.reason.value == "no_vehicle" and rej.alternative_pickup is not None
+    assert to_timestamp(rej.alternative_pickup) >= T0 + 3600
+
+
+def test_break_is_planned_inside_its_window_with_an_empty_vehicle():
+    """A vehicle's break lands in its window, at the depot, and the driver plan shows it."""
+    c = _immediate()
+    start = shift("v1").model_copy(
+        update={
+            "break_window_start": to_datetime(T0 + 2700),
+            "break_window_end": to_datetime(T0 + 3600),
+            "break_duration_s": 1800,
+        }
+    )
+    c.handle(start, T0)
+    out = c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT), T0 + 1).outputs
+    (plan,) = _of(out, DriverPlanV1)
+    assert plan.break_start is not None and plan.break_end is not None
+    b0, b1 = to_timestamp(plan.break_start), to_timestamp(plan.break_end)
+    assert T0 + 2700 <= b0 <= T0 + 3600 and b1 - b0 == 1800
+    ride = c.state.rides["r1"]
+    assert ride.dropoff_eta is not None and ride.pickup_eta is not None
+    assert ride.dropoff_eta <= b0 or ride.pickup_eta >= b1  # nobody on board in the break
+    job = build_problem(c.state, [], b0 + 60, c.travel, c.config.planning)
+    (vehicle,) = job.problem.vehicles
+    assert vehicle.start_time >= round(b1 - (b0 + 60)) - 1  # free only after the break
+    assert all(r.id != break_id("v1") for r in job.problem.requests)
