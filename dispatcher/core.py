@@ -668,8 +668,10 @@ class DispatchCore:
                 if s.request_id in new:
                     offered[s.request_id] = ride
                 self.state.touch_ride(ride)
+            # Any new time is news for the driver: the core plans from the times it sent.
             changed = (
-                tuple(s.ref for s in stops) != vehicle.stop_refs()
+                [(s.ref, round(s.eta)) for s in stops]
+                != [(s.ref, round(s.eta)) for s in vehicle.stops]
                 or vehicle.break_planned != old_break
             )
             vehicle.stops = stops

@@ -1,9 +1,8 @@
 """Travel-time providers behind :class:`~dispatcher.geo.TravelModel`.
 
 * :class:`AreaTravel` (the default of the scenarios): straight-line distance with
-  a detour factor and a speed by area type, urban or rural. A point is urban when
-  the municipality nearest to it is densely populated; a leg is driven half at the
-  speed of its start's area type and half at its end's.
+  a detour factor and a speed by area type, urban or rural: towns are discs around
+  densely populated municipalities, and a leg's time integrates along its line.
 * :class:`MatrixTravel`: a precomputed matrix file (JSON: ``points`` as
   ``[lat, lon]``, ``durations_s``, ``distances_m``); points not in the file (within
   ``snap_m``) fall back to another model.
@@ -39,9 +38,10 @@ def _haversine_matrix(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.nd
     la, lb = np.radians(a), np.radians(b)
     dlat = la[:, None, 0] - lb[None, :, 0]
     dlon = la[:, None, 1] - lb[None, :, 1]
-    h = np.sin(dlat / 2) ** 2 + np.cos(la[:, None, 0]) * np.cos(lb[None, :, 0]) * np.sin(
-        dlon / 2
-    ) ** 2
+    h = (
+        np.sin(dlat / 2) ** 2
+        + np.cos(la[:, None, 0]) * np.cos(lb[None, :, 0]) * np.sin(dlon / 2) ** 2
+    )
     result: np.ndarray[Any, Any] = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
     return result
 
@@ -65,13 +65,19 @@ RURAL = AreaType(detour_factor=1.3, speed_kmh=50.0)
 class AreaTravel:
     """Crow-flies distance with detour factor and speed by area type (urban/rural).
 
-    ``centres`` are reference points with their population density (per km²); a
-    point takes the type of the nearest centre: urban at ``urban_density`` or more.
+    Towns are discs: every centre with ``urban_density`` inhabitants per km² or more
+    covers a disc of its area (``area_km2``); the rest is rural. A leg's time and
+    road distance integrate along the straight line (its length inside the discs at
+    the urban detour factor and speed, the rest at the rural ones), so they are
+    additive: a leg split anywhere on the way takes exactly as long as the whole.
+    The vehicle simulator and the planner may then start a leg from any point of an
+    earlier one without breaking a promise. Distances are planar (equirectangular
+    about the centres' mean latitude), fine for a region of some 50 km.
     """
 
     def __init__(
         self,
-        centres: Sequence[tuple[LatLon, float]],
+        centres: Sequence[tuple[LatLon, float, float]],
         urban_density: float = 500.0,
         urban: AreaType = URBAN,
         rural: AreaType = RURAL,
@@ -80,21 +86,60 @@ class AreaTravel:
             raise ValueError("AreaTravel needs at least one centre")
         self.urban_density = urban_density
         self.urban, self.rural = urban, rural
-        self._centres = np.array([[p.lat, p.lon] for p, _ in centres], dtype=float)
-        self._urban = np.array([d >= urban_density for _, d in centres], dtype=bool)
+        lat0 = sum(p.lat for p, _, _ in centres) / len(centres)
+        self._ky = math.pi / 180 * EARTH_RADIUS_M
+        self._kx = self._ky * math.cos(math.radians(lat0))
+        towns = [(p, area) for p, density, area in centres if density >= urban_density]
+        self._discs = np.array(
+            [
+                [p.lon * self._kx, p.lat * self._ky, math.sqrt(area * 1e6 / math.pi)]
+                for p, area in towns
+            ],
+            dtype=float,
+        ).reshape(-1, 3)
+
+    def _xy(self, points: Sequence[LatLon]) -> np.ndarray[Any, Any]:
+        return np.array([[p.lon * self._kx, p.lat * self._ky] for p in points], dtype=float)
 
     def is_urban(self, points: Sequence[LatLon]) -> np.ndarray[Any, Any]:
-        """Whether each point is urban (by its nearest centre)."""
-        pts = np.array([[p.lat, p.lon] for p in points], dtype=float).reshape(-1, 2)
-        nearest = np.argmin(_haversine_matrix(pts, self._centres), axis=1)
-        result: np.ndarray[Any, Any] = self._urban[nearest]
+        """Whether each point lies in a town disc."""
+        xy = self._xy(points).reshape(-1, 2)
+        if not len(self._discs):
+            return np.zeros(len(xy), dtype=bool)
+        d = np.hypot(
+            xy[:, None, 0] - self._discs[None, :, 0], xy[:, None, 1] - self._discs[None, :, 1]
+        )
+        result: np.ndarray[Any, Any] = (d <= self._discs[None, :, 2]).any(axis=1)
         return result
 
-    def _params(self, points: Sequence[LatLon]) -> tuple[np.ndarray[Any, Any], ...]:
-        urban = self.is_urban(points)
-        detour = np.where(urban, self.urban.detour_factor, self.rural.detour_factor)
-        speed = np.where(urban, self.urban.speed_kmh, self.rural.speed_kmh) / 3.6
-        return detour, speed
+    def _urban_share(
+        self, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        """Fraction of each segment a[i] -> b[j] inside the union of the discs."""
+        n, m = len(a), len(b)
+        if not len(self._discs):
+            return np.zeros((n, m))
+        d = b[None, :, :] - a[:, None, :]  # (n, m, 2)
+        dd = (d**2).sum(axis=2)[:, :, None]  # (n, m, 1)
+        f = a[:, None, None, :] - self._discs[None, None, :, :2]  # (n, 1, k, 2)
+        bq = 2 * (f * d[:, :, None, :]).sum(axis=3)  # (n, m, k)
+        c = (f**2).sum(axis=3) - self._discs[None, None, :, 2] ** 2  # (n, 1, k)
+        safe = np.where(dd > 0, dd, 1.0)
+        disc = bq**2 - 4 * safe * c
+        root = np.sqrt(np.maximum(disc, 0.0))
+        t0 = np.clip((-bq - root) / (2 * safe), 0.0, 1.0)
+        t1 = np.clip((-bq + root) / (2 * safe), 0.0, 1.0)
+        t1 = np.where((disc > 0) & (dd > 0), t1, t0)  # no crossing: an empty interval
+        order = np.argsort(t0, axis=2)
+        t0 = np.take_along_axis(t0, order, axis=2)
+        t1 = np.take_along_axis(t1, order, axis=2)
+        covered = np.zeros((n, m))
+        reach = np.zeros((n, m))
+        for k in range(t0.shape[2]):  # union of intervals, sorted by start
+            lo = np.maximum(t0[:, :, k], reach)
+            covered += np.maximum(0.0, t1[:, :, k] - lo)
+            reach = np.maximum(reach, t1[:, :, k])
+        return covered
 
     def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
         dur, dist = self.matrix([a, b])
@@ -103,14 +148,13 @@ class AreaTravel:
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:
             return (), ()
-        pts = np.array([[p.lat, p.lon] for p in points], dtype=float)
-        crow = _haversine_matrix(pts, pts)
-        detour, speed = self._params(points)
-        factor = (detour[:, None] + detour[None, :]) / 2
-        metres = crow * factor
-        # half the leg in the start's area type, half in the end's
-        seconds = metres / 2 / speed[:, None] + metres / 2 / speed[None, :]
-        return _as_matrix(seconds), _as_matrix(metres)
+        xy = self._xy(points)
+        crow = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+        share = self._urban_share(xy, xy)
+        u, r = self.urban, self.rural
+        urban_m, rural_m = crow * share * u.detour_factor, crow * (1 - share) * r.detour_factor
+        seconds = urban_m / (u.speed_kmh / 3.6) + rural_m / (r.speed_kmh / 3.6)
+        return _as_matrix(seconds), _as_matrix(urban_m + rural_m)
 
 
 class MatrixTravel:
@@ -222,9 +266,7 @@ class OsrmTravel:
             {
                 "annotations": "duration,distance",
                 "sources": ";".join(str(i) for i in range(len(sources))),
-                "destinations": ";".join(
-                    str(len(sources) + j) for j in range(len(destinations))
-                ),
+                "destinations": ";".join(str(len(sources) + j) for j in range(len(destinations))),
             },
             safe=";,",
         )
@@ -282,10 +324,14 @@ class OsrmTravel:
 
 def density_centres(
     municipalities: Sequence[Any],
-) -> list[tuple[LatLon, float]]:
-    """``(reference point, inhabitants per km²)`` of objects with lat, lon,
+) -> list[tuple[LatLon, float, float]]:
+    """``(reference point, inhabitants per km², km²)`` of objects with lat, lon,
     population and area_km2 (the scenario's municipalities)."""
     return [
-        (LatLon(m.lat, m.lon), m.population / m.area_km2 if m.area_km2 > 0 else math.inf)
+        (
+            LatLon(m.lat, m.lon),
+            m.population / m.area_km2 if m.area_km2 > 0 else math.inf,
+            m.area_km2,
+        )
         for m in municipalities
     ]

@@ -100,7 +100,8 @@ def test_boarding_precedes_alighting_and_fleet_returns(short_run: SimulationResu
         assert h.boarded[rid] < t
     ended = [e for _, e in short_run.events if e.type == "shift.ended"]
     assert len(ended) == len(short_run.vehicles)
-    assert not short_run.dead_letters
+    # a passenger may try to cancel after boarding; nothing else is refused
+    assert all("too late to cancel" in reason for _, _, reason in short_run.dead_letters)
 
 
 def test_simulation_is_deterministic_per_seed() -> None:
