@@ -11,8 +11,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dispatcher.core import Area, CoreConfig
+from dispatcher.core import Area, CoreConfig, VirtualStop
+from dispatcher.geo import CrowFliesTravel, TravelModel
 from dispatcher.planning import PlanningConfig
+from dispatcher.travel import MatrixTravel, OsrmTravel
 from schemas.topics import TOPIC_BY_ROLE, TOPICS
 
 
@@ -132,6 +134,29 @@ class DispatchSettings(BaseModel):
         description="lat_min, lat_max, lon_min, lon_max of the service area (None: anywhere)",
     )
     zone: str = Field("rendsburg", description="Service zone id (the partition key).")
+    mode: str = Field(
+        "batch", description="batch (solve batches) or immediate (insert each request at once)."
+    )
+    reopt_every_s: float = Field(
+        0.0, ge=0, description="Re-optimise all open rides this often, if changed (0: never)."
+    )
+    no_show_wait_s: float = Field(
+        300.0, ge=0, description="A no-show is accepted only after this wait at the pickup."
+    )
+    stops_scenario: str | None = Field(
+        None, description="Scenario whose stops requests snap to (None: door to door)."
+    )
+    walk_max_m: float = Field(500.0, ge=0, description="Farthest walk to a snapped stop.")
+    service_hours: tuple[float, float] | None = Field(
+        None, description="Local service hours start, end (end may exceed 24; None: always)."
+    )
+    timezone: str = Field("Europe/Berlin", description="Time zone of the service hours.")
+    travel: str = Field("crow", description="Travel times: crow, area, matrix or osrm.")
+    travel_matrix_file: str | None = Field(
+        None, description="JSON matrix file for travel=matrix (points, durations_s, distances_m)."
+    )
+    osrm_url: str | None = Field(None, description="OSRM server for travel=osrm, e.g. http://osrm:5000.")
+    osrm_timeout_s: float = Field(5.0, gt=0, description="Timeout of one OSRM table request.")
 
 
 class AuthSettings(BaseModel):
@@ -198,7 +223,38 @@ class Settings(BaseSettings):
             batch_window_s=d.batch_window_s,
             batch_max_size=d.batch_max_size,
             areas=areas,
+            mode=d.mode,
+            reopt_every_s=d.reopt_every_s,
+            no_show_wait_s=d.no_show_wait_s,
+            stops=self._stops(),
+            walk_max_m=d.walk_max_m,
+            service_hours=d.service_hours,
+            timezone=d.timezone,
         )
+
+    def _stops(self) -> tuple[VirtualStop, ...]:
+        if self.dispatch.stops_scenario is None:
+            return ()
+        from dispatcher.simulation import scenario_stops  # noqa: PLC0415
+        from producers.scenario import load_scenario  # noqa: PLC0415
+
+        return scenario_stops(load_scenario(self.dispatch.stops_scenario))
+
+    def travel_model(self) -> TravelModel:
+        """The configured travel-time provider (``DRT_DISPATCH__TRAVEL``)."""
+        d = self.dispatch
+        crow = CrowFliesTravel(detour_factor=d.detour_factor, speed_kmh=d.speed_kmh)
+        if d.travel == "crow":
+            return crow
+        if d.travel == "area":
+            from producers.scenario import load_scenario  # noqa: PLC0415
+
+            return load_scenario(d.stops_scenario or "rendsburg").travel()
+        if d.travel == "matrix" and d.travel_matrix_file:
+            return MatrixTravel.from_file(d.travel_matrix_file, fallback=crow)
+        if d.travel == "osrm" and d.osrm_url:
+            return OsrmTravel(d.osrm_url, timeout_s=d.osrm_timeout_s, fallback=crow)
+        raise ValueError(f"travel {d.travel!r} not understood or missing its file/url")
 
 
 def environment_variables() -> list[tuple[str, str, str]]:
