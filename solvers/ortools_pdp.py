@@ -355,7 +355,7 @@ def ortools_solve(
         )
         warm = state.plan(warm.stats)
     reasons = {u.request_id: u.reason for u in warm.unassigned}
-    if not problem.requests:
+    if not problem.requests or not problem.vehicles:  # OR-Tools aborts without vehicles
         runtime = time.monotonic() - t0
         return replace(warm, stats=SolveStats("ortools", _cost(problem, warm), runtime))
     model = _build(problem)

@@ -106,3 +106,16 @@ def test_hint_is_a_valid_warm_start(simple: Problem):
     assert check_plan(problem, plan) == []
     assert plan.served == {"a", "b"}
     assert plan.stats.objective <= 1400  # the hinted order costs 0-2-5-1-3-0 = 14 x 100 m
+
+
+def test_no_vehicles_and_no_requests():
+    """Without vehicles every request is unserved (OR-Tools is not called: it would abort);
+    without requests every vehicle just drives to its end depot."""
+    no_fleet = line_problem((Request("a", 1, 2, penalty=5),), vehicles=())
+    plan = ortools_solve(no_fleet, LIMITS)
+    assert [(u.request_id, u.reason) for u in plan.unassigned] == [("a", "no_vehicle")]
+    assert check_plan(no_fleet, plan) == []
+    idle = line_problem((), vehicles=(Vehicle("v", 3, 0, start_time=50),))
+    plan = ortools_solve(idle, LIMITS)
+    assert check_plan(idle, plan) == []
+    assert plan.routes[0].end_time == 80
