@@ -361,7 +361,7 @@ class SimOptions:
     start_hour: float | None = None
     solver: str = "ortools"
     time_limit: float = 0.5
-    policy: Policy = "batch"
+    policy: Policy = "immediate"  # the full policy: insertion + OR-Tools re-optimisation
     reopt_every_s: float = 900.0
     reopt_time_limit: float = 1.0
     demand_scale: float = 1.0
