@@ -60,6 +60,8 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Self
 
+from pydantic import ValidationError
+
 from dispatcher.clock import Clock, SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.core import DispatchCore
@@ -344,8 +346,12 @@ class Dispatcher:
             except DecodeError as exc:
                 outputs.extend(self._dead_letter(record, exc.reason, exc.error_type, now))
                 if exc.request_id is not None and role == "requests":
-                    rejection = self._invalid_rejection(exc.request_id, exc.reason, now)
-                    outputs.append((rejection, record.partition))
+                    try:
+                        rejection = self._invalid_rejection(exc.request_id, exc.reason, now)
+                    except ValidationError:
+                        log.info("the request id of a refused request is not valid either")
+                    else:
+                        outputs.append((rejection, record.partition))
         seen = await self._store.seen([e.event_id for _, e in decoded])
         requests: list[RideRequestedV1] = []
         for record, event in decoded:

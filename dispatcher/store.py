@@ -10,10 +10,11 @@ watermark in the committed offsets' metadata, applied by :meth:`Store.mark_publi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Self
@@ -86,6 +87,16 @@ def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str | None:
     return mode
 
 
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; bad input may carry one."""
+    return value.replace("\x00", "\ufffd")
+
+
+def _json(text: str) -> str:
+    """jsonb cannot hold \\u0000 either."""
+    return text.replace("\\u0000", "\\ufffd")
+
+
 def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("dispatcher") / "migrations"
     files = sorted((p.name, p.read_text()) for p in folder.iterdir() if p.name.endswith(".sql"))
@@ -95,9 +106,10 @@ def _migrations() -> list[tuple[str, str]]:
 class Store:
     """The dispatcher's repository."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, timeout: float = 10.0) -> None:
         self._pool = pool
         self.schema = schema
+        self._timeout = timeout
 
     @classmethod
     async def connect(cls, settings: DatabaseSettings) -> Self:
@@ -120,7 +132,7 @@ class Store:
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             # The message of a failed connect never carries the password, but be sure.
             raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
-        store = cls(pool, schema)
+        store = cls(pool, schema, settings.timeout_s)
         try:
             await store.migrate()
         except BaseException:
@@ -131,6 +143,15 @@ class Store:
     async def close(self) -> None:
         await self._pool.close()
 
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        """A pooled connection; database and network failures become :class:`StoreError`."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+
     @property
     def pool_in_use(self) -> int:
         return self._pool.get_size() - self._pool.get_idle_size()
@@ -138,7 +159,7 @@ class Store:
     async def migrate(self) -> list[str]:
         """Apply the SQL migrations not yet applied; return their names."""
         applied: list[str] = []
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             # One dispatcher at a time migrates.
             await conn.execute("SELECT pg_advisory_xact_lock(804215)")
@@ -159,7 +180,7 @@ class Store:
 
     async def zones(self) -> set[str]:
         """Every zone that has a ride or a vehicle."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             rows = await conn.fetch("SELECT zone FROM rides UNION SELECT zone FROM vehicles")
         return {r["zone"] for r in rows}
 
@@ -168,7 +189,7 @@ class Store:
     ) -> tuple[list[Ride], list[VehicleState]]:
         """Rides not final and vehicles, of ``zones`` (all when None), to rebuild state."""
         wanted = None if zones is None else list(zones)
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             ride_rows = await conn.fetch(
                 "SELECT data FROM rides WHERE status IN ('pending', 'offered', 'onboard')"
                 " AND ($1::text[] IS NULL OR zone = ANY($1::text[]))",
@@ -186,7 +207,7 @@ class Store:
         """Which of these input events were already processed, and from where."""
         if not event_ids:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             rows = await conn.fetch(
                 'SELECT event_id, topic, partition, "offset" FROM processed_events'
                 " WHERE event_id = ANY($1::uuid[])",
@@ -203,7 +224,7 @@ class Store:
         outgoing: list[Outgoing],
     ) -> None:
         """Write one cycle's effects atomically, outbox included."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             if processed:
                 await conn.executemany(
                     'INSERT INTO processed_events (event_id, topic, partition, "offset")'
@@ -214,7 +235,10 @@ class Store:
                 await conn.executemany(
                     "INSERT INTO requests (request_id, event_id, zone, payload)"
                     " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
-                    [(r.request_id, r.event_id, r.zone, r.model_dump_json()) for r in requests],
+                    [
+                        (r.request_id, r.event_id, r.zone, _json(r.model_dump_json()))
+                        for r in requests
+                    ],
                 )
             if rides:
                 await conn.executemany(
@@ -228,7 +252,7 @@ class Store:
                             r.zone,
                             r.status.value,
                             r.vehicle_id,
-                            json.dumps(r.to_dict()),
+                            _json(json.dumps(r.to_dict())),
                         )
                         for r in rides
                     ],
@@ -247,7 +271,7 @@ class Store:
                             v.active,
                             v.position.lat,
                             v.position.lon,
-                            json.dumps(v.to_dict()),
+                            _json(json.dumps(v.to_dict())),
                         )
                         for v in vehicles
                     ],
@@ -263,19 +287,19 @@ class Store:
                 reason = e.reason.value if isinstance(e, RideRejectedV1) else None
                 vehicle = e.vehicle_id if isinstance(e, RideOfferedV1) else None
                 outcomes.append(
-                    (e.event_id, e.request_id, kind, reason, vehicle, encode(e).decode())
+                    (e.event_id, e.request_id, kind, reason, vehicle, _json(encode(e).decode()))
                 )
             elif isinstance(e, DriverPlanV1):
-                plans.append((e.vehicle_id, e.plan_version, e.event_id, encode(e).decode()))
+                plans.append((e.vehicle_id, e.plan_version, e.event_id, _json(encode(e).decode())))
             elif isinstance(e, DeadLetterV1):
                 letters.append(
                     (
                         e.event_id,
-                        e.original_topic,
+                        _text(e.original_topic),
                         e.original_partition,
                         e.original_offset,
                         e.error_type,
-                        e.reason,
+                        _text(e.reason),
                     )
                 )
         if outcomes:
@@ -309,7 +333,7 @@ class Store:
     ) -> list[OutboxRow]:
         """Outbox rows not yet known to be in Kafka, oldest first, of ``shards``."""
         wanted = None if shards is None else list(shards)
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, shard, event_id FROM outbox"
                 " WHERE published_at IS NULL AND ($2::int[] IS NULL OR shard = ANY($2::int[]))"
@@ -325,14 +349,14 @@ class Store:
     async def mark_published(self, ids: list[int]) -> None:
         if not ids:
             return
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids
             )
 
     async def mark_published_upto(self, shard: int, watermark: int) -> int:
         """Mark a shard's rows up to ``watermark`` published (Kafka committed them)."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             status = await conn.execute(
                 "UPDATE outbox SET published_at = now()"
                 " WHERE shard = $1 AND id <= $2 AND published_at IS NULL",
@@ -377,7 +401,7 @@ class Store:
                 + " AND anonymised_at IS NULL",
             ),
         }
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             for table, (key, column, select) in targets.items():
                 rows = await conn.fetch(select, days)
                 await conn.executemany(
@@ -397,5 +421,5 @@ class Store:
 
     async def fetch(self, query: str, *args: object) -> list[dict[str, Any]]:
         """Read-only helper for tools and tests."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             return [dict(r) for r in await conn.fetch(query, *args)]

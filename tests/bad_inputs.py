@@ -113,7 +113,7 @@ def broken_request(draw: st.DrawFn) -> BadInput:
     """A ride request with a missing field, a wrong type, or impossible coordinates."""
     now = datetime.now(UTC)
     raw = valid_request(draw(request_ids), now, event_id=draw(ids))
-    how = draw(st.sampled_from(["missing", "nan", "range", "wrong_type", "seats"]))
+    how = draw(st.sampled_from(["missing", "nan", "range", "wrong_type", "seats", "bad_id"]))
     if how == "missing":
         field = draw(st.sampled_from(["zone", "origin", "destination", "request_id"]))
         del raw[field]
@@ -128,6 +128,8 @@ def broken_request(draw: st.DrawFn) -> BadInput:
     elif how == "wrong_type":
         field = draw(st.sampled_from(["seats", "origin", "requested_time"]))
         raw[field] = draw(st.sampled_from([[], {"x": 1}, "many"]))
+    elif how == "bad_id":  # not even the request id is usable: no rejection possible
+        raw["request_id"] = draw(st.text(min_size=1, max_size=20).map(lambda t: t + " \x00!"))
     else:
         raw["seats"] = draw(st.one_of(st.integers(max_value=0), st.integers(min_value=9)))
     return BadInput("requests", _dump(raw), b"rendsburg", "validation")
