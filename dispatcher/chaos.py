@@ -282,12 +282,16 @@ async def verify(
     ``(monotonic, time.time())`` for the request-to-answer latencies.
     """
     wanted = set(sent)
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + wait_s  # extended while answers keep coming
+    progress = -1
     while True:
         notes = await read_topic(settings, "notifications")
         answered = {
             e.request_id for _, _, e in notes if isinstance(e, RideOfferedV1 | RideRejectedV1)
         }
+        if len(answered) > progress:
+            progress = len(answered)
+            deadline = max(deadline, time.monotonic() + 60)
         if wanted <= answered or time.monotonic() > deadline:
             break
         await asyncio.sleep(1.0)

@@ -99,7 +99,7 @@ async def run_load(
             # Warm up: the first answer shows the dispatcher is up.
             await demand.request(request_event("warmup", rng, now))
             async with asyncio.timeout(120):
-                while "warmup" not in answers.seen:
+                while "warmup" not in answers.seen:  # noqa: ASYNC110 - polled state
                     await asyncio.sleep(0.1)
             demand.sent.clear()
             stop = asyncio.Event()
@@ -109,7 +109,7 @@ async def run_load(
             stop.set()
             await sender
             deadline = time.monotonic() + drain_s
-            while time.monotonic() < deadline and not set(demand.sent) <= set(answers.seen):
+            while time.monotonic() < deadline and not set(demand.sent) <= set(answers.seen):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             stop_reading.set()
         sent = dict(demand.sent)

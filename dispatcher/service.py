@@ -391,7 +391,10 @@ class Dispatcher:
         if job is not None:
             plan = await self._solve(job)
             fallback = min(self._owned, default=0)
-            outputs.extend((e, fallback) for e in self.core.complete(job, plan, self.clock.now()))
+            # complete() may repair a rejected plan in pure Python for seconds; in a thread
+            # the loop keeps heartbeating (the cycle lock keeps everyone else off the core).
+            completed = await asyncio.to_thread(self.core.complete, job, plan, self.clock.now())
+            outputs.extend((e, fallback) for e in completed)
         rides, vehicles = self.core.state.drain_dirty()
         outgoing = [
             Outgoing(self.topics[role_of(e)], key_of(e), e, self._shard_for(e, default))
