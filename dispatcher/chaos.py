@@ -80,6 +80,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if isinstance(value, BaseModel):
                 walk(value, key + "__")
             elif value is None:
+                if type(model).model_fields[name].default is not None:
+                    env[key] = "null"  # JSON, for the complex fields that may be None
                 continue
             elif isinstance(value, SecretStr):
                 env[key] = value.get_secret_value()
