@@ -178,11 +178,18 @@ def bench_solver(
 
 
 def mean_gap(results: Sequence[dict[str, Any]]) -> float | None:
-    """Mean gap (percent) over feasible, complete results that have a best-known value."""
+    """Mean gap (percent) over feasible, complete results that have a best-known value.
+
+    Where the best-known value has a vehicle count (Li & Lim), only results with
+    that many vehicles count: distances of different fleet sizes do not compare.
+    """
     gaps = [
         r["gap"]
         for r in results
-        if r["gap"] is not None and r["feasible"] and not r.get("unassigned")
+        if r["gap"] is not None
+        and r["feasible"]
+        and not r.get("unassigned")
+        and r.get("bks_vehicles") in (None, r["vehicles"])
     ]
     return statistics.fmean(gaps) if gaps else None
 
@@ -215,6 +222,8 @@ def print_table(
         )
     mg = mean_gap(results)
     table.caption = "mean gap: " + ("n/a" if mg is None else f"{mg:.2f} %")
+    if any(r.get("bks_vehicles") is not None for r in results):
+        table.caption += " (distance, where vehicles equal the bks)"
     if any(r.get("bks_vehicles") is not None for r in results):
         same = sum(1 for r in results if r["vehicles"] == r.get("bks_vehicles"))
         table.caption += f"; vehicles equal to bks on {same}/{len(results)}"

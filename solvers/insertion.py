@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from solvers.base import SolverError
 from solvers.model import (
     Plan,
     Problem,
@@ -311,9 +312,11 @@ class InsertionState:
         routes: list[Route] = []
         for v in self.problem.vehicles:
             seq = self.seqs[v.id]
-            t = self.scheduler.times(v, seq)  # in full: ride times shortened
-            assert not isinstance(t, Infeasible), t
-            times = t
+            times = self.scheduler.times(v, seq)  # in full: ride times shortened
+            if isinstance(times, Infeasible):
+                times = self.scheduler.times(v, seq, fast=True)
+            if isinstance(times, Infeasible):  # every route here was accepted before
+                raise SolverError(f"route of {v.id} became infeasible: {times}")
             routes.append(self.scheduler.build(v, seq, times))
         served = {x.id for seq in self.seqs.values() for x, _ in seq}
         unassigned = tuple(
