@@ -24,6 +24,7 @@ from dispatcher.planning import (
     break_id,
     build_problem,
     plan_problems,
+    service_time,
 )
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from schemas.dispatch import (
@@ -46,7 +47,7 @@ from schemas.vehicle import (
     ShiftStartedV1,
 )
 from solvers.insertion import insert_request, insertion_solve
-from solvers.model import Plan, SolveLimits, SolveStats, StopRef
+from solvers.model import Plan, SolveLimits, SolveStats, StopKind, StopRef
 
 log = logging.getLogger(__name__)
 
@@ -539,6 +540,9 @@ class DispatchCore:
                 return Handled(dead_letter=early)
         if isinstance(e, PassengerBoardedV1):
             ride.status, ride.picked_up_at = RideStatus.ONBOARD, now
+            vehicle.busy_until = max(vehicle.busy_until, now) + service_time(
+                ride, self.config.planning, StopKind.PICKUP
+            )
             vehicle.remove_stop(ride.request_id, "pickup")
             for other_id in vehicle.onboard:
                 other = self.state.rides.get(other_id)
@@ -548,6 +552,9 @@ class DispatchCore:
             vehicle.onboard.append(ride.request_id)
         elif isinstance(e, PassengerAlightedV1):
             ride.status, ride.dropped_at = RideStatus.COMPLETED, now
+            vehicle.busy_until = max(vehicle.busy_until, now) + service_time(
+                ride, self.config.planning, StopKind.DROPOFF
+            )
             vehicle.remove_stop(ride.request_id, "dropoff")
             vehicle.onboard.remove(ride.request_id)
         else:

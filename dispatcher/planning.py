@@ -97,21 +97,27 @@ class _Locations:
         return self._index[key]
 
 
-def _service(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
+def service_time(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
+    """Seconds a pickup or drop-off of this ride takes at the stop."""
     base = cfg.pickup_service_s if kind is StopKind.PICKUP else cfg.dropoff_service_s
     return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
 
 
+#: A position report younger than this is taken as where the vehicle is now.
+FRESH_POSITION_S = 60.0
+
+
 def _estimated_position(v: VehicleState, now: float) -> LatLon:
     """Where the vehicle is now: between its last report and its next stop, by the ETA."""
-    if not v.stops or v.stops[0].arrived or now <= v.position_at:
+    since = max(v.position_at, v.busy_until)
+    if now - v.position_at <= FRESH_POSITION_S:
+        return v.position  # a recent report beats any guess
+    if not v.stops or v.stops[0].arrived or now <= since:
         return v.position
     first = v.stops[0]
-    if first.eta <= v.position_at:
+    if first.eta <= since:
         return v.position
-    return interpolate(
-        v.position, first.location, (now - v.position_at) / (first.eta - v.position_at)
-    )
+    return interpolate(v.position, first.location, (now - since) / (first.eta - since))
 
 
 def _locked_stop(v: VehicleState, now: float, cfg: PlanningConfig) -> VehicleStop | None:
@@ -150,7 +156,9 @@ def build_problem(
         on_shift = v.active and v.shift_end > now
         if not (on_shift or has_work):
             continue
-        start, start_time = loc(_estimated_position(v, now)), 0
+        # Still boarding or alighting someone: free only when that service ends.
+        position, free_at = _estimated_position(v, now), rel(v.busy_until)
+        start, start_time = loc(position), free_at
         lock = _locked_stop(v, now, cfg)
         if on_break(v, now) and not (lock is not None and lock.arrived):
             # On its break at the depot: free again at the break's end.
@@ -160,7 +168,10 @@ def build_problem(
             ride = state.rides[lock.request_id]
             kind = StopKind(lock.kind)
             start = loc(lock.location)
-            start_time = max(rel(lock.eta), 0) + _service(ride, cfg, kind)
+            # Served at its ETA, or later if the vehicle cannot be there by then (a stale
+            # ETA of a vehicle running late must not make the next stops look reachable).
+            arrive = free_at if lock.arrived else free_at + travel.leg(position, lock.location)[0]
+            start_time = max(rel(lock.eta), arrive) + service_time(ride, cfg, kind)
             locked[v.vehicle_id] = lock
             if kind is StopKind.PICKUP:
                 lock_pickup_time[ride.request_id] = start_time
@@ -212,8 +223,8 @@ def build_problem(
     for ride in sorted(state.open_rides(), key=lambda r: r.request_id):
         if ride.status is RideStatus.PENDING and ride.request_id not in new_ids:
             continue
-        pickup_svc = _service(ride, cfg, StopKind.PICKUP)
-        dropoff_svc = _service(ride, cfg, StopKind.DROPOFF)
+        pickup_svc = service_time(ride, cfg, StopKind.PICKUP)
+        dropoff_svc = service_time(ride, cfg, StopKind.DROPOFF)
         common = Request(
             id=ride.request_id,
             pickup=loc(ride.origin),

@@ -119,6 +119,8 @@ class VehicleState:
     break_s: int = 0
     #: the planned break (start, end), once planned; kept until it is over
     break_planned: tuple[float, float] | None = None
+    #: when the boarding or alighting in progress ends (the vehicle cannot leave before)
+    busy_until: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
