@@ -103,15 +103,9 @@ def service_time(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
     return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
 
 
-#: A position report younger than this is taken as where the vehicle is now.
-FRESH_POSITION_S = 60.0
-
-
 def _estimated_position(v: VehicleState, now: float) -> LatLon:
     """Where the vehicle is now: between its last report and its next stop, by the ETA."""
     since = max(v.position_at, v.busy_until)
-    if now - v.position_at <= FRESH_POSITION_S:
-        return v.position  # a recent report beats any guess
     if not v.stops or v.stops[0].arrived or now <= since:
         return v.position
     first = v.stops[0]
