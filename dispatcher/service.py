@@ -144,6 +144,7 @@ class Dispatcher:
         self._positions: dict[tuple[str, int], int] = {}
         self._committed_positions: dict[tuple[str, int], int] = {}
         self.takeovers = 0
+        self._broker_down = False
         self._started = False
         self._closed = False
         self._received_at: dict[str, float] = {}
@@ -614,10 +615,25 @@ class Dispatcher:
         self.metrics.vehicles.labels("off_shift").set(len(state.vehicles) - len(active))
         if self._store is not None:
             self.metrics.pg_pool_in_use.set(self._store.pool_in_use)
-        if self._consumer is not None and time.monotonic() - self._lag_at > 5.0:
+        if self._consumer is not None and time.monotonic() - self._lag_at > 2.0:
+            # Doubles as the broker health probe: an idle consumer would not notice.
             self._lag_at = time.monotonic()
-            with contextlib.suppress(Exception):
-                for (topic, partition), lag in (await self._consumer.lag()).items():
+            try:
+                async with asyncio.timeout(2.0):
+                    lags = await self._consumer.lag()
+                    if self._store is not None:
+                        await self._store.ping()
+            except Exception as exc:  # noqa: BLE001 - any failure means "not there"
+                if not self._broker_down:
+                    log.warning("Kafka or PostgreSQL does not answer (%r); unhealthy", exc)
+                self._broker_down = True
+                self.metrics.healthy.set(0)
+            else:
+                if self._broker_down:
+                    log.info("Kafka and PostgreSQL answer again; resynchronising")
+                    self._broker_down = False
+                    await self._recover_after_failure()
+                for (topic, partition), lag in lags.items():
                     self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
 
 

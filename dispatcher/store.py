@@ -156,6 +156,11 @@ class Store:
     def pool_in_use(self) -> int:
         return self._pool.get_size() - self._pool.get_idle_size()
 
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+        async with self._acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
     async def migrate(self) -> list[str]:
         """Apply the SQL migrations not yet applied; return their names."""
         applied: list[str] = []
