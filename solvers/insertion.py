@@ -152,7 +152,26 @@ class InsertionState:
             early[k] = max(early[k], early[k - 1] + step)
         for k in range(n, -1, -1):
             late[k] = min(late[k], late[k + 1] - svc[k] - dur[loc[k]][loc[k + 1]])
-        return loc, svc, early, late, chain
+        # load after position k (k=0: the start, passengers on board)
+        seats = [0] * (n + 1)
+        chairs = [0] * (n + 1)
+        ns = nc = 0
+        for x, kind in seq:
+            if kind is D and x.onboard_vehicle is not None:
+                ns += x.seats
+                nc += x.wheelchairs
+        seats[0], chairs[0] = ns, nc
+        for k, (x, kind) in enumerate(seq, start=1):
+            if kind is P:
+                ns += x.seats
+                nc += x.wheelchairs
+            else:
+                ns -= x.seats
+                nc -= x.wheelchairs
+            seats[k], chairs[k] = ns, nc
+        dist = self.problem.distance
+        arc = [dist[loc[k]][loc[k + 1]] for k in range(n + 1)]
+        return loc, svc, early, late, chain, seats, chairs, arc
 
     def best_move(self, r: Request, bound: int | None = None) -> _Move | None:
         """The cheapest feasible insertion of ``r`` (cost below ``bound`` if given)."""
@@ -165,80 +184,80 @@ class InsertionState:
         ed, ld = r.dropoff_window.earliest, r.dropoff_window.latest
         sp, sd = r.pickup_service, r.dropoff_service
         ride_max = r.max_ride_time
+        pd, t_pd = dist[p][d], dur[p][d]
         for v in self.allowed(r):
             seq = self.seqs[v.id]
             n = len(seq)
             cached = self._bounds_cache.get(v.id)
             if cached is None:
                 cached = self._bounds_cache[v.id] = self._bounds(v, seq)
-            locs, svc, early, late, chain = cached
+            locs, svc, early, late, chain, seats, chairs, arc = cached
             base = 0 if seq else v.fixed_cost
+            vid = v.id
             if r.onboard_vehicle is not None:
                 for j in range(n + 1):
                     a, b = locs[j], locs[j + 1]
                     t_d = max(ed, early[j] + svc[j] + dur[a][d])
                     if t_d > ld or t_d + sd + dur[d][b] > late[j + 1]:
                         continue
-                    delta = dist[a][d] + dist[d][b] - dist[a][b] + base
-                    candidates.append((delta, order, v.id, -1, j))
+                    delta = dist[a][d] + dist[d][b] - arc[j] + base
+                    candidates.append((delta, order, vid, -1, j))
                     order += 1
                 continue
-            # load after position k (k=0: the start) to prune on capacity
-            seats = [0] * (n + 1)
-            chairs = [0] * (n + 1)
-            s = c = 0
-            for x, k in seq:
-                if k is D and x.onboard_vehicle is not None:
-                    s += x.seats
-                    c += x.wheelchairs
-            seats[0], chairs[0] = s, c
-            for idx, (x, k) in enumerate(seq, start=1):
-                sign = 1 if k is P else -1
-                s += sign * x.seats
-                c += sign * x.wheelchairs
-                seats[idx], chairs[idx] = s, c
-            pd = dist[p][d]
-            t_pd = dur[p][d]
+            cap_s = v.seats - r.seats
+            cap_c = v.wheelchairs - r.wheelchairs
+            dist_p, dist_d, dur_p, dur_d = dist[p], dist[d], dur[p], dur[d]
+            to_d = [dur[x][d] for x in locs]
+            dist_to_d = [dist[x][d] for x in locs]
             for i in range(n + 1):
-                if early[i] > lp:
+                ei = early[i]
+                if ei > lp:
                     break  # earliest starts only grow along the route
                 a, b = locs[i], locs[i + 1]
-                t_p = max(ep, early[i] + svc[i] + dur[a][p])
+                t_p = ei + svc[i] + dur[a][p]
+                if t_p < ep:  # noqa: PLR1730 (hot loop: no call)
+                    t_p = ep
                 if t_p > lp:
                     continue
+                max_s, max_c = seats[i], chairs[i]
+                if max_s > cap_s or max_c > cap_c:
+                    continue
                 # j == i: drop-off right after the pickup
-                t_d = max(ed, t_p + sp + t_pd)
+                t_d = t_p + sp + t_pd
+                if t_d < ed:  # noqa: PLR1730 (hot loop: no call)
+                    t_d = ed
                 if (
                     t_d <= ld
-                    and t_d + sd + dur[d][b] <= late[i + 1]
+                    and t_d + sd + dur_d[b] <= late[i + 1]
                     and (ride_max is None or t_pd <= ride_max)
-                    and seats[i] + r.seats <= v.seats
-                    and chairs[i] + r.wheelchairs <= v.wheelchairs
                 ):
-                    delta = dist[a][p] + pd + dist[d][b] - dist[a][b]
-                    candidates.append((delta + base, order, v.id, i, i))
+                    delta = dist[a][p] + pd + dist_d[b] - arc[i]
+                    candidates.append((delta + base, order, vid, i, i))
                     order += 1
-                if i == n or t_p + sp + dur[p][b] > late[i + 1]:
+                if i == n or t_p + sp + dur_p[b] > late[i + 1]:
                     continue
-                dp = dist[a][p] + dist[p][b] - dist[a][b]
-                max_s, max_c = seats[i], chairs[i]
+                dp = dist[a][p] + dist_p[b] - arc[i] + base
+                ride0 = dur_p[b] - chain[i + 1]
                 for j in range(i + 1, n + 1):
-                    if early[j] > ld:
+                    ej = early[j]
+                    if ej > ld:
                         break
-                    max_s = max(max_s, seats[j])
-                    max_c = max(max_c, chairs[j])
-                    if max_s + r.seats > v.seats or max_c + r.wheelchairs > v.wheelchairs:
+                    sj, cj = seats[j], chairs[j]
+                    if sj > max_s:  # noqa: PLR1730 (hot loop: no call)
+                        max_s = sj
+                    if cj > max_c:  # noqa: PLR1730 (hot loop: no call)
+                        max_c = cj
+                    if max_s > cap_s or max_c > cap_c:
                         break
-                    c2, e2 = locs[j], locs[j + 1]
-                    if ride_max is not None:
-                        ride = dur[p][b] + chain[j] - chain[i + 1] + svc[j] + dur[c2][d]
-                        if ride > ride_max:
-                            break
-                    t_d = max(ed, early[j] + svc[j] + dur[c2][d])
-                    if t_d > ld or t_d + sd + dur[d][e2] > late[j + 1]:
+                    if ride_max is not None and ride0 + chain[j] + svc[j] + to_d[j] > ride_max:
+                        break
+                    t_d = ej + svc[j] + to_d[j]
+                    if t_d < ed:  # noqa: PLR1730 (hot loop: no call)
+                        t_d = ed
+                    if t_d > ld or t_d + sd + dur_d[locs[j + 1]] > late[j + 1]:
                         continue
-                    delta = dp + dist[c2][d] + dist[d][e2] - dist[c2][e2]
-                    candidates.append((delta + base, order, v.id, i, j))
+                    delta = dp + dist_to_d[j] + dist_d[locs[j + 1]] - arc[j]
+                    candidates.append((delta, order, vid, i, j))
                     order += 1
         candidates.sort()
         for delta, _, vid, i, j in candidates:

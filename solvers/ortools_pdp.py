@@ -299,6 +299,18 @@ def _cumul_times(v: Vehicle, seq: list[Sequenced], cumul: list[int]) -> Times:
     return Times(loc, [*svc, 0], list(cumul))
 
 
+def _mandatory_infeasible(
+    problem: Problem, unassigned: tuple[Unassigned, ...]
+) -> tuple[Unassigned, ...]:
+    """Unserved mandatory requests are reported with reason ``"infeasible"``."""
+    return tuple(
+        Unassigned(u.request_id, "infeasible")
+        if problem.request(u.request_id).penalty is None
+        else u
+        for u in unassigned
+    )
+
+
 def _cost(problem: Problem, plan: Plan) -> int:
     fixed = {v.id: v.fixed_cost for v in problem.vehicles}
     cost = sum(r.distance + (fixed[r.vehicle_id] if r.stops else 0) for r in plan.routes)
@@ -355,6 +367,7 @@ def ortools_solve(
         )
         warm = state.plan(warm.stats)
     reasons = {u.request_id: u.reason for u in warm.unassigned}
+    warm = replace(warm, unassigned=_mandatory_infeasible(problem, warm.unassigned))
     if not problem.requests or not problem.vehicles:  # OR-Tools aborts without vehicles
         runtime = time.monotonic() - t0
         return replace(warm, stats=SolveStats("ortools", _cost(problem, warm), runtime))
