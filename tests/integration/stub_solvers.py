@@ -1,4 +1,4 @@
-"""Solvers that misbehave, plugged in as ``DRT_SOLVER__NAME=tests.integration.stub_solvers:fail``."""
+"""Solvers that misbehave: `DRT_SOLVER__NAME=tests.integration.stub_solvers:fail`."""
 
 from __future__ import annotations
 

@@ -29,9 +29,7 @@ PG_PORT = int(os.environ.get("DRT_TEST_PRIVATE_PG_PORT", "15433"))
 
 
 def deploy(script: str, env: dict[str, str]) -> None:
-    subprocess.run(
-        ["bash", str(REPO / "deploy" / script)], env=env, check=True, timeout=180
-    )
+    subprocess.run(["bash", str(REPO / "deploy" / script)], env=env, check=True, timeout=180)
 
 
 @pytest.fixture(scope="module")
