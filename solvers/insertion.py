@@ -37,6 +37,10 @@ from solvers.model import (
 from solvers.schedule import Infeasible, Scheduler, Sequenced, Times
 
 P, D = StopKind.PICKUP, StopKind.DROPOFF
+#: Ruin-and-recreate iterations (and share of the time limit) spent on placing
+#: mandatory requests the insertion could not place.
+REPAIR_ITERATIONS = 300
+REPAIR_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,6 +511,18 @@ def insertion_solve(problem: Problem, limits: SolveLimits, *, seed: int = 0) -> 
         if r.id not in served:
             state.insert(r)
     _improve(state, deadline, rng, rounds=3, fixed=served)
+    if any(state.scheduler.requests[rid].penalty is None for rid in state.unassigned):
+        # A mandatory request found no place: let ruin-and-recreate make room
+        # (it may move hinted requests too; dropping a promise is worse).
+        from solvers.lns import lns_improve  # noqa: PLC0415 (lns builds on this module)
+
+        lns_improve(
+            state,
+            seed=seed,
+            deadline=min(deadline, t0 + REPAIR_SHARE * limits.time_limit),
+            iterations=REPAIR_ITERATIONS,
+            stop_when_complete=True,
+        )
     runtime = time.monotonic() - t0
     return state.plan(
         SolveStats(

@@ -116,7 +116,9 @@ class Lns:
             seen.add(r.id)
             st.insert(r)
 
-    def run(self, deadline: float, max_iterations: int | None = None) -> None:
+    def run(
+        self, deadline: float, max_iterations: int | None = None, stop_when_complete: bool = False
+    ) -> None:
         st = self.state
         p = self.params
         cost = st.total_cost()
@@ -139,7 +141,9 @@ class Lns:
                 frac = (now - start) / span
             temp = best[0] * (p.start_temperature * (1 - frac) + p.end_temperature * frac)
             removed = self._choose()
-            if not removed or not self._ruin(removed):
+            if not removed:
+                break  # nothing served: nothing to ruin
+            if not self._ruin(removed):
                 st.restore(current[1], current[2])
                 continue
             self._recreate(removed)
@@ -153,6 +157,10 @@ class Lns:
                     best = current
             else:
                 st.restore(current[1], current[2])
+            if stop_when_complete and not any(
+                st.scheduler.requests[rid].penalty is None for rid in best[2]
+            ):
+                break
         st.restore(best[1], best[2])
 
 
@@ -163,10 +171,12 @@ def lns_improve(
     deadline: float,
     iterations: int | None = None,
     params: LnsParams | None = None,
+    stop_when_complete: bool = False,
 ) -> Lns:
-    """Improve ``state`` in place until ``deadline`` (``time.monotonic()``) or ``iterations``."""
+    """Improve ``state`` in place until ``deadline`` (``time.monotonic()``) or ``iterations``
+    (or, with ``stop_when_complete``, as soon as every mandatory request is served)."""
     search = Lns(state, seed, params)
-    search.run(deadline, iterations)
+    search.run(deadline, iterations, stop_when_complete)
     return search
 
 

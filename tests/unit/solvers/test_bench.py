@@ -7,7 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from solvers.bench import bench_solver, find_bks, instance_files, plot_gap_vs_budget
+from solvers.bench import (
+    bench_solver,
+    find_bks,
+    instance_files,
+    plot_gap_vs_budget,
+    warm_start_experiment,
+)
 
 
 def test_instance_files_and_bks_location(cordeau_ab: Path, cordeau_pr: Path):
@@ -63,3 +69,18 @@ def test_pdptw_vehicles_and_plot(lilim_100: Path, tmp_path: Path):
         "pdptw", lilim_100, [0.2, 0.4], ["insertion"], tmp_path / "gap.png", names=["lc101"]
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_warm_start_experiment_reports_both_costs(cordeau_ab: Path):
+    """Held-out requests re-inserted from the previous plan: both plans feasible, gap given."""
+    out = warm_start_experiment(
+        "darp",
+        cordeau_ab / "a2-16.txt",
+        new=3,
+        cold_limit=0.5,
+        warm_limit=0.2,
+        solver="insertion",
+    )
+    assert len(out["new"]) == 3
+    assert out["warm_feasible"] and out["cold_feasible"]
+    assert out["warm_cost"] > 0 and out["cold_cost"] > 0
