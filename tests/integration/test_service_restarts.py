@@ -79,21 +79,34 @@ async def outage(service: str, private_services: dict[str, str], topic_prefix: s
     )
     settings.database.db_schema = topic_prefix.replace("-", "_")
     settings.solver.time_limit_s = 0.3
-    settings.kafka.request_timeout_s = 10.0
+    settings.kafka.request_timeout_s = 15.0
     now = datetime.now(UTC)
     async with running(settings) as dispatcher, Demand(settings) as demand:
         for i in range(4):
             await demand.send("vehicle_events", shift_event(f"v{i}", now))
         stop = asyncio.Event()
         sender = asyncio.create_task(demand.stream(2.0, stop, random.Random(4), prefix="o"))
-        await until(lambda: dispatcher.takeovers > 0, 60)
-        await asyncio.sleep(3.0)
+        await until(lambda: dispatcher.takeovers > 0, 90)
+        # A fresh broker sets up its transaction log on first use; wait for a first answer.
+        await until(
+            lambda: (
+                (
+                    dispatcher.metrics.registry.get_sample_value(
+                        "drt_requests_answered_total", {"outcome": "offered", "reason": ""}
+                    )
+                    or 0
+                )
+                > 0
+            ),
+            90,
+        )
+        await asyncio.sleep(2.0)
         try:
             if service == "kafka":
                 stop.set()  # the producer cannot send without a broker either
                 await sender
             await asyncio.to_thread(deploy, f"{service}/stop.sh", env)
-            await until(lambda: healthy(dispatcher.metrics) == 0, 60)
+            await until(lambda: healthy(dispatcher.metrics) == 0, 90)
             await asyncio.sleep(3.0)
         finally:
             await asyncio.to_thread(deploy, f"{service}/start.sh", env)
