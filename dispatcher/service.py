@@ -145,6 +145,8 @@ class Dispatcher:
         self._committed_positions: dict[tuple[str, int], int] = {}
         self.takeovers = 0
         self._broker_down = False
+        self._step_started: float | None = None  # monotonic start of the step in flight
+        self._stalled = False
         self._started = False
         self._closed = False
         self._received_at: dict[str, float] = {}
@@ -297,12 +299,44 @@ class Dispatcher:
 
     async def run(self, until: asyncio.Event) -> None:
         """Cycle until ``until`` is set; retriable failures back off and recover."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._watchdog(until))
+            await self._run(until)
+
+    def _stall_limit_s(self) -> float:
+        """How long one step may take before the dispatcher counts as unhealthy."""
+        s = self.settings
+        return max(10.0, s.solver.time_limit_s * 3 + 5, s.kafka.request_timeout_s / 2)
+
+    async def _watchdog(self, until: asyncio.Event) -> None:
+        """Flag a step that hangs (a broker or database that stopped answering mid-cycle):
+        the probe in ``_observe`` only runs between steps."""
+        while not until.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), 1.0)
+            started = self._step_started
+            if started is not None and time.monotonic() - started > self._stall_limit_s():
+                if not self._stalled:
+                    log.warning("a dispatcher step is stalled; unhealthy until it ends")
+                self._stalled = True
+                self.metrics.healthy.set(0)
+
+    async def _run(self, until: asyncio.Event) -> None:
         backoff = 0.5
         while not until.is_set():
             try:
-                await self._step()
+                self._step_started = time.monotonic()
+                try:
+                    await self._step()
+                finally:
+                    self._step_started = None
+                if self._stalled:
+                    self._stalled = False
+                    if not self._broker_down:
+                        self.metrics.healthy.set(1)
                 backoff = 0.5
             except (StoreError, TransportError, OSError) as exc:
+                self._stalled = False
                 self.metrics.healthy.set(0)
                 self.metrics.cycle_errors.labels(type(exc).__name__).inc()
                 log.warning("cycle failed (%s); retrying in %.1fs", exc, backoff)
