@@ -23,6 +23,8 @@ produce_app = typer.Typer(help="Simulated passengers and vehicles publishing to 
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(bench_app, name="bench")
 app.add_typer(produce_app, name="produce")
+docs_app = typer.Typer(help="Generated documentation.")
+app.add_typer(docs_app, name="docs")
 
 
 def _logging(level: str) -> None:
@@ -337,6 +339,22 @@ def produce_demo(
     )
     for key, value in summary.items():
         typer.echo(f"{key:>24}: {value}")
+
+
+@docs_app.command("settings")
+def docs_settings(
+    write: Annotated[bool, typer.Option(help="Rewrite the tables in the READMEs.")] = False,
+) -> None:
+    """Print (or write into README.md and deploy/README.md) the settings table."""
+    from dispatcher.config import settings_markdown, with_settings_table  # noqa: PLC0415
+
+    if not write:
+        typer.echo(settings_markdown())
+        return
+    root = Path(__file__).resolve().parents[1]
+    for path in (root / "README.md", root / "deploy" / "README.md"):
+        path.write_text(with_settings_table(path.read_text()))
+        typer.echo(f"wrote {path}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

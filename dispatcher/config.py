@@ -155,7 +155,9 @@ class DispatchSettings(BaseModel):
     travel_matrix_file: str | None = Field(
         None, description="JSON matrix file for travel=matrix (points, durations_s, distances_m)."
     )
-    osrm_url: str | None = Field(None, description="OSRM server for travel=osrm, e.g. http://osrm:5000.")
+    osrm_url: str | None = Field(
+        None, description="OSRM server for travel=osrm, e.g. http://osrm:5000."
+    )
     osrm_timeout_s: float = Field(5.0, gt=0, description="Timeout of one OSRM table request.")
 
 
@@ -274,3 +276,25 @@ def environment_variables() -> list[tuple[str, str, str]]:
 
     walk(Settings, "DRT_")
     return rows
+
+
+SETTINGS_BEGIN = (
+    "<!-- settings-table: generated from dispatcher.config; `drt docs settings --write` -->"
+)
+SETTINGS_END = "<!-- /settings-table -->"
+
+
+def settings_markdown() -> str:
+    """The Markdown table of every environment variable."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [
+        f"| `{name}` | `{default}` | {desc} |" for name, default, desc in environment_variables()
+    ]
+    return "\n".join(rows)
+
+
+def with_settings_table(text: str) -> str:
+    """``text`` with the block between the settings-table markers regenerated."""
+    start = text.index(SETTINGS_BEGIN) + len(SETTINGS_BEGIN)
+    end = text.index(SETTINGS_END, start)
+    return text[:start] + "\n" + settings_markdown() + "\n" + text[end:]
