@@ -19,16 +19,25 @@ dial-a-ride service needs:
   reported as ``Unassigned(id, "infeasible")``.
 
 The search starts from the insertion heuristic's plan (itself built from
-``problem.hint``) via ``ReadAssignmentFromRoutes``, falls back to OR-Tools'
+``problem.hint``), improved by ruin-and-recreate (:mod:`solvers.lns`, exact
+ride-time scheduling) for ``LNS_SHARE`` of the time limit, and hands that to
+OR-Tools via ``ReadAssignmentFromRoutes``; OR-Tools falls back to its
 parallel cheapest insertion if that assignment is rejected, and improves with
-guided local search until ``limits.time_limit``. The final routes are
+guided local search until ``limits.time_limit``. (Plain OR-Tools with
+cumul-difference ride-time constraints finds no first solution on tight
+Cordeau instances and its local search is slow under those constraints;
+the LNS start is what makes it competitive.) The final routes are
 re-scheduled by :mod:`solvers.schedule` (OR-Tools' cumuls are feasible but not
 ride-time optimal). Without any OR-Tools solution the insertion plan is
 returned with ``stats.fallback=True``.
 
-Determinism: with a ``solution_limit`` the search is deterministic; with only
-a time limit, guided local search stops wherever the clock says, so the plan
-may differ between runs on a loaded machine.
+``SetAllowedVehiclesForIndex`` rejects Python lists in the 9.15 wheel, so
+allowed vehicles restrict ``VehicleVar`` directly.
+
+Determinism: with a ``solution_limit`` (and ``lns_iterations``) the search is
+deterministic; with only a time limit, the LNS and guided local search stop
+wherever the clock says, so the plan may differ between runs on a loaded
+machine.
 """
 
 from __future__ import annotations
