@@ -259,7 +259,7 @@ def plot_gap_vs_budget(
         ys: list[float] = []
         for budget in budgets:
             results = bench_solver(
-                set_name, instances, budget, name, None, seed, bks, console=quiet
+                set_name, instances, budget, name, None, seed, bks, console=quiet, names=names
             )
             mg = mean_gap(results)
             if mg is not None:
