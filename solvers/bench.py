@@ -245,7 +245,9 @@ def plot_gap_vs_budget(
 
     Runs :func:`bench_solver` for every (solver, budget) pair (so this takes
     ``len(solvers) * sum(budgets) * instances`` seconds at most) and writes a
-    PNG to ``out``; returns ``out``. ``names`` restricts the instances.
+    PNG to ``out``; returns ``out``. ``names`` restricts the instances. A
+    budget where a solver has no feasible, complete result (VROOM on DARP: it
+    cannot bound ride times) gives that solver no point.
     """
     import matplotlib  # noqa: PLC0415
 
