@@ -27,15 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.clock import SystemClock, to_datetime
 from dispatcher.config import Settings
-from dispatcher.kafka import Publisher, ensure_topics
+from dispatcher.kafka import Publisher
 from producers.driver.plans import PlanBoard, VehicleBoard, no_show_from, view
 from producers.gateway.auth import Caller, Principal, Role, TokenSigner
-from producers.gateway.feed import Hub, TopicReader, follow, sse
+from producers.gateway.feed import Hub, KafkaFront, TopicReader, sse
 from producers.scenario import load_scenario
-from schemas.codec import encode
 from schemas.dispatch import StopAction
 from schemas.envelope import Event, Identifier, Latitude, Longitude, Place
-from schemas.topics import key_of
 from schemas.vehicle import (
     ArrivedAtStopV1,
     NoShowV1,
@@ -85,7 +83,7 @@ class ArrivedIn(BaseModel):
     request_ids: Annotated[list[Identifier], Field(min_length=1, max_length=50)]
 
 
-class DriverService:
+class DriverService(KafkaFront):
     """Kafka in and out for the tablets of every vehicle."""
 
     def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
@@ -113,29 +111,8 @@ class DriverService:
         if vehicle_id is not None:
             self.hub.notify(vehicle_id)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        await ensure_topics(self.kafka)
-        await self._publisher.start()
-        try:
-            await self._reader.start()
-            try:
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(follow(self._reader, self.apply, self.stopping))
-                    try:
-                        yield
-                    finally:
-                        self.stopping.set()
-                        self.hub.notify_all()
-            finally:
-                await self._reader.stop()
-        finally:
-            await self._publisher.stop()
-
     async def publish(self, event: Event) -> None:
-        topic = self.kafka.topic("vehicle_events")
-        await self._publisher.publish([(topic, key_of(event), encode(event))])
-        self.apply("vehicle_events", event)  # the tablet sees its tap before the echo
+        await self.publish_to("vehicle_events", event)
 
     def view(self, vehicle_id: str) -> dict[str, Any]:
         return view(

@@ -27,15 +27,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from dispatcher.clock import SystemClock, to_datetime
 from dispatcher.config import Settings
-from dispatcher.kafka import Publisher, ensure_topics
+from dispatcher.kafka import Publisher
 from producers.gateway.auth import Caller, Principal, Role, TokenSigner
-from producers.gateway.feed import Hub, TopicReader, follow, sse
+from producers.gateway.feed import Hub, KafkaFront, TopicReader, sse
 from producers.gateway.stops import StopIndex
 from producers.gateway.tracking import DECLINE_REASON, RideBook, RideRecord
-from schemas.codec import encode
 from schemas.envelope import Event, Identifier, Latitude, Longitude, Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1, TimeType
-from schemas.topics import key_of
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +195,7 @@ class _Idempotent:
     done: asyncio.Future[None]
 
 
-class Gateway:
+class Gateway(KafkaFront):
     """Kafka in and out, the ride book and the idempotency memory of one replica."""
 
     def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
@@ -214,35 +212,14 @@ class Gateway:
         self._publisher = Publisher(kafka)
         self._reader = TopicReader(kafka, READ_ROLES, f"{kafka.client_id}-reader")
         self._idempotency: dict[tuple[str, str], _Idempotent] = {}
-        self._stop = asyncio.Event()
+        self.stopping = asyncio.Event()
 
     def apply(self, _role: str, event: Event) -> None:
         for request_id in self.ledger.apply(event):
             self.hub.notify(request_id)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        await ensure_topics(self.kafka)
-        await self._publisher.start()
-        try:
-            await self._reader.start()
-            try:
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(follow(self._reader, self.apply, self._stop))
-                    try:
-                        yield
-                    finally:
-                        self._stop.set()
-                        self.hub.notify_all()
-            finally:
-                await self._reader.stop()
-        finally:
-            await self._publisher.stop()
-
     async def publish(self, event: Event) -> None:
-        topic = self.kafka.topic("requests")
-        await self._publisher.publish([(topic, key_of(event), encode(event))])
-        self.apply("requests", event)  # read-your-writes before the topic echoes it
+        await self.publish_to("requests", event)
 
     # -- bookings ---------------------------------------------------------------------
 
@@ -519,7 +496,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
                     data = {"seq": u.seq, "kind": u.kind, "at": u.at, **u.data}
                     yield sse(data, event=u.kind, event_id=u.seq)
                 sent = len(ride.updates)
-                if ride.final or gateway._stop.is_set():
+                if ride.final or gateway.stopping.is_set():
                     return
                 if not await gateway.hub.wait(request_id, KEEPALIVE_S):
                     if await request.is_disconnected():

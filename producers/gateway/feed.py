@@ -13,16 +13,17 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from dispatcher.config import KafkaSettings
-from dispatcher.kafka import TransportError, client_options
-from schemas.codec import DecodeError, decode
+from dispatcher.kafka import Publisher, TransportError, client_options, ensure_topics
+from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import Event
+from schemas.topics import key_of
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +127,47 @@ def sse(data: Any, event: str | None = None, event_id: int | None = None) -> str
         lines.append(f"event: {event}")
     lines.append(f"data: {json.dumps(data, separators=(',', ':'), default=str)}")
     return "\n".join(lines) + "\n\n"
+
+
+class KafkaFront:
+    """The Kafka side of a web service: a publisher, and a reader that follows topics.
+
+    Subclasses set ``self.kafka``, ``self.hub``, ``self._publisher`` and
+    ``self._reader`` and implement :meth:`apply` (fold one consumed event into their
+    view). ``running()`` starts both, follows the topics in a task, and on exit sets
+    ``stopping`` and wakes every waiting stream.
+    """
+
+    kafka: KafkaSettings
+    hub: Hub
+    _publisher: Publisher
+    _reader: TopicReader
+    stopping: asyncio.Event
+
+    def apply(self, role: str, event: Event) -> None:
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        await ensure_topics(self.kafka)
+        await self._publisher.start()
+        try:
+            await self._reader.start()
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(follow(self._reader, self.apply, self.stopping))
+                    try:
+                        yield
+                    finally:
+                        self.stopping.set()
+                        self.hub.notify_all()
+            finally:
+                await self._reader.stop()
+        finally:
+            await self._publisher.stop()
+
+    async def publish_to(self, role: str, event: Event) -> None:
+        """Publish ``event`` on the topic of ``role`` and fold it in at once
+        (read-your-writes before the topic echoes it)."""
+        await self._publisher.publish([(self.kafka.topic(role), key_of(event), encode(event))])
+        self.apply(role, event)
