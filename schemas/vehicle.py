@@ -41,9 +41,9 @@ class ShiftStartedV1(VehicleEvent):
             raise ValueError("shift_end must be after shift_start")
         if (self.break_window_start is None) != (self.break_window_end is None):
             raise ValueError("break_window_start and break_window_end go together")
-        if self.break_window_start is not None and self.break_window_end is not None:
-            if self.break_window_end < self.break_window_start:
-                raise ValueError("break_window_end must not be before break_window_start")
+        start, end = self.break_window_start, self.break_window_end
+        if start is not None and end is not None and end < start:
+            raise ValueError("break_window_end must not be before break_window_start")
         return self
 
 

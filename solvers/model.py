@@ -83,7 +83,10 @@ class Request:
 
     def __post_init__(self) -> None:
         if self.seats < 0 or self.wheelchairs < 0 or self.seats + self.wheelchairs < 1:
-            msg = f"Request {self.id}: seats={self.seats}, wheelchairs={self.wheelchairs} not understood."
+            msg = (
+                f"Request {self.id}: seats={self.seats}, wheelchairs={self.wheelchairs}"
+                " not understood."
+            )
             raise ValueError(msg)
         if self.pickup_service < 0 or self.dropoff_service < 0:
             msg = f"Request {self.id}: negative service time not understood."
@@ -127,7 +130,10 @@ class Vehicle:
 
     def __post_init__(self) -> None:
         if self.start_time > self.end_time:
-            msg = f"Vehicle {self.id}: start_time {self.start_time} > end_time {self.end_time} not understood."
+            msg = (
+                f"Vehicle {self.id}: start_time {self.start_time} > end_time {self.end_time}"
+                " not understood."
+            )
             raise ValueError(msg)
         if self.seats < 0 or self.wheelchairs < 0:
             msg = f"Vehicle {self.id}: negative capacity not understood."
