@@ -302,6 +302,7 @@ def build_problem(
         requests=tuple(requests),
         hint=tuple(hints),
         name=f"batch@{epoch}",
+        early_service=True,
     )
     snapshot = {v.vehicle_id: v.stop_refs() for v in state.vehicles.values()}
     return BatchJob(

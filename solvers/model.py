@@ -166,6 +166,10 @@ class Problem:
     requests: tuple[Request, ...]
     hint: tuple[RouteHint, ...] = ()
     name: str = ""
+    #: serve every stop as early as possible whenever that keeps every limit, instead
+    #: of Cordeau's delays that trade waiting at a pickup for shorter rides (a live
+    #: service: passengers want the earliest pickup; the benchmarks keep the delays)
+    early_service: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.duration)

@@ -178,6 +178,13 @@ class Scheduler:
             p = origin[d]
             return b[d] - (fixed[d] if p < 0 else b[p] + svc[p])
 
+        if self.problem.early_service:
+            early_lat = list(lat)
+            if vehicle.max_duration is not None:
+                early_lat[m] = min(early_lat[m], b[0] + vehicle.max_duration)
+            if self._violation(vehicle, stops, b, early_lat, limit, ride) is None:
+                return Times(loc, svc, b)
+
         def slack(i: int) -> int:
             """Cordeau's forward slack at position ``i``."""
             best = _INF
