@@ -37,6 +37,17 @@ from schemas.topics import TOPICS
 log = logging.getLogger(__name__)
 
 
+async def start_client(client: Any, settings: KafkaSettings, what: str) -> None:
+    """Start an aiokafka client within the request timeout, or raise TransportError."""
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            await client.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise TransportError(f"{what} cannot start: {exc!r}") from exc
+
+
 class TransportError(Exception):
     """Kafka is unreachable or refused a request; retry later."""
 
@@ -195,12 +206,8 @@ class Consumer:
         )
 
     async def start(self) -> None:
-        try:
-            async with asyncio.timeout(self._settings.request_timeout_s):
-                await self._consumer.start()
-                self._consumer.subscribe(self._topics, listener=self._listener)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise TransportError(f"consumer cannot start: {exc!r}") from exc
+        await start_client(self._consumer, self._settings, "consumer")
+        self._consumer.subscribe(self._topics, listener=self._listener)
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -300,13 +307,7 @@ class ShardProducer:
         )
 
     async def start(self) -> None:
-        try:
-            async with asyncio.timeout(self._settings.request_timeout_s):
-                await self._producer.start()
-        except (KafkaError, OSError, TimeoutError) as exc:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
-            raise TransportError(f"producer {self.transactional_id} cannot start: {exc!r}") from exc
+        await start_client(self._producer, self._settings, f"producer {self.transactional_id}")
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -359,11 +360,7 @@ class Publisher:
         )
 
     async def start(self) -> None:
-        try:
-            async with asyncio.timeout(self._settings.request_timeout_s):
-                await self._producer.start()
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise TransportError(f"producer cannot start: {exc!r}") from exc
+        await start_client(self._producer, self._settings, "producer")
 
     async def stop(self) -> None:
         await self._producer.stop()

@@ -50,6 +50,12 @@ def _as_matrix(values: np.ndarray[Any, Any]) -> Matrix:
     return tuple(tuple(int(x) for x in row) for row in np.rint(values).astype(np.int64))
 
 
+def leg_from_matrix(model: TravelModel, a: LatLon, b: LatLon) -> tuple[int, int]:
+    """One leg as the 2x2 matrix gives it, so ``leg`` and ``matrix`` always agree."""
+    dur, dist = model.matrix([a, b])
+    return dur[0][1], dist[0][1]
+
+
 @dataclass(frozen=True, slots=True)
 class AreaType:
     """How roads are driven in one kind of area."""
@@ -142,8 +148,7 @@ class AreaTravel:
         return covered
 
     def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
-        dur, dist = self.matrix([a, b])
-        return dur[0][1], dist[0][1]
+        return leg_from_matrix(self, a, b)
 
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:
@@ -201,8 +206,7 @@ class MatrixTravel:
         ]
 
     def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
-        dur, dist = self.matrix([a, b])
-        return dur[0][1], dist[0][1]
+        return leg_from_matrix(self, a, b)
 
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:
@@ -303,8 +307,7 @@ class OsrmTravel:
         return True
 
     def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
-        dur, dist = self.matrix([a, b])
-        return dur[0][1], dist[0][1]
+        return leg_from_matrix(self, a, b)
 
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:

@@ -160,6 +160,15 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     def vehicle(vehicle_id: str) -> VehicleBoard:
         return svc.board.board(vehicle_id)
 
+    def envelope(vehicle_id: str, caller: Principal) -> dict[str, Any]:
+        """The fields every event a tablet reports shares."""
+        return {
+            "occurred_at": now_dt(),
+            "source": source(caller),
+            "vehicle_id": vehicle_id,
+            "zone": vehicle(vehicle_id).zone or settings.dispatch.zone,
+        }
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -248,10 +257,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         own_vehicle(vehicle_id, caller)
         await svc.publish(
             ShiftEndedV1(
-                occurred_at=now_dt(),
-                source=source(caller),
-                vehicle_id=vehicle_id,
-                zone=vehicle(vehicle_id).zone or settings.dispatch.zone,
+                **envelope(vehicle_id, caller),
                 reason="ended by the driver",
             )
         )
@@ -292,10 +298,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         assert first is not None
         await svc.publish(
             ArrivedAtStopV1(
-                occurred_at=now_dt(),
-                source=source(caller),
-                vehicle_id=vehicle_id,
-                zone=b.zone or settings.dispatch.zone,
+                **envelope(vehicle_id, caller),
                 position=first.location,
                 request_ids=body.request_ids,
             )
@@ -309,10 +312,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         planned(vehicle_id, body.request_id, StopAction.PICKUP)
         await svc.publish(
             PassengerBoardedV1(
-                occurred_at=now_dt(),
-                source=source(caller),
-                vehicle_id=vehicle_id,
-                zone=vehicle(vehicle_id).zone or settings.dispatch.zone,
+                **envelope(vehicle_id, caller),
                 request_id=body.request_id,
             )
         )
@@ -328,10 +328,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_409_CONFLICT, "the passenger is not on board")
         await svc.publish(
             PassengerAlightedV1(
-                occurred_at=now_dt(),
-                source=source(caller),
-                vehicle_id=vehicle_id,
-                zone=vehicle(vehicle_id).zone or settings.dispatch.zone,
+                **envelope(vehicle_id, caller),
                 request_id=body.request_id,
             )
         )
@@ -348,10 +345,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_409_CONFLICT, f"no-show can be reported {when}")
         await svc.publish(
             NoShowV1(
-                occurred_at=now_dt(),
-                source=source(caller),
-                vehicle_id=vehicle_id,
-                zone=vehicle(vehicle_id).zone or settings.dispatch.zone,
+                **envelope(vehicle_id, caller),
                 request_id=body.request_id,
             )
         )

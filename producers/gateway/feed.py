@@ -20,7 +20,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from dispatcher.config import KafkaSettings
-from dispatcher.kafka import Publisher, TransportError, client_options, ensure_topics
+from dispatcher.kafka import (
+    Publisher,
+    client_options,
+    ensure_topics,
+    start_client,
+)
 from schemas.codec import DecodeError, decode, encode
 from schemas.envelope import Event
 from schemas.topics import key_of
@@ -47,11 +52,7 @@ class TopicReader:
         )
 
     async def start(self) -> None:
-        try:
-            async with asyncio.timeout(self._settings.request_timeout_s):
-                await self._consumer.start()
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise TransportError(f"reader cannot start: {exc!r}") from exc
+        await start_client(self._consumer, self._settings, "reader")
 
     async def stop(self) -> None:
         await self._consumer.stop()
