@@ -23,6 +23,8 @@ from dispatcher.planning import (
     PlanningConfig,
     break_id,
     build_problem,
+    on_break,
+    plan_break_soonest,
     plan_problems,
     service_time,
 )
@@ -39,6 +41,7 @@ from schemas.envelope import Event, Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1, TimeType
 from schemas.vehicle import (
     ArrivedAtStopV1,
+    BreakRequestedV1,
     NoShowV1,
     PassengerAlightedV1,
     PassengerBoardedV1,
@@ -172,6 +175,8 @@ class DispatchCore:
                 return Handled()
             case ArrivedAtStopV1():
                 return self._arrived(vehicle, event, now)
+            case BreakRequestedV1():
+                return self._break_requested(vehicle, event, now)
             case PassengerBoardedV1() | PassengerAlightedV1() | NoShowV1():
                 return self._at_stop(vehicle, event, now)
         return Handled(dead_letter=f"the dispatcher does not handle {type(event).__name__}")
@@ -224,9 +229,7 @@ class DispatchCore:
                 ride.latest_pickup = ride.earliest_pickup + width
                 if not self.in_service_hours(ride.earliest_pickup):
                     continue
-                job = build_problem(
-                    self.state, [ride.request_id], now, self.travel, cfg.planning
-                )
+                job = build_problem(self.state, [ride.request_id], now, self.travel, cfg.planning)
                 plan = self._insertion(job, ride.request_id)
                 if plan is None or plan_problems(job, plan):
                     continue
@@ -516,6 +519,32 @@ class DispatchCore:
         self.state.touch_vehicle(vehicle)
         return Handled()
 
+    def _break_requested(self, vehicle: VehicleState, e: BreakRequestedV1, now: float) -> Handled:
+        """A break from now, as soon as the promises allow, starting by ``latest_start``.
+
+        It replaces a break planned but not begun; the vehicle is re-planned at once.
+        """
+        vid = vehicle.vehicle_id
+        if not vehicle.active or vehicle.shift_end <= now:
+            return Handled(dead_letter=f"vehicle {vid!r} is not on shift")
+        if on_break(vehicle, now):
+            return Handled(dead_letter=f"vehicle {vid!r} is on a break already")
+        saved = (vehicle.break_window, vehicle.break_s, vehicle.break_planned)
+        latest = max(now, min(to_timestamp(e.latest_start), vehicle.shift_end))
+        vehicle.break_window, vehicle.break_s, vehicle.break_planned = (
+            (now, latest),
+            e.duration_s,
+            None,
+        )
+        found = plan_break_soonest(self.state, vid, now, self.travel, self.config.planning)
+        if found is None:
+            vehicle.break_window, vehicle.break_s, vehicle.break_planned = saved
+            return Handled(
+                dead_letter=f"no break of {e.duration_s} s for {vid!r} can start by "
+                f"{to_datetime(latest).isoformat()} without breaking a promise"
+            )
+        return Handled(self.complete(*found, now))
+
     def _at_stop(
         self,
         vehicle: VehicleState,
@@ -676,11 +705,9 @@ class DispatchCore:
                     offered[s.request_id] = ride
                 self.state.touch_ride(ride)
             # Any new time is news for the driver: the core plans from the times it sent.
-            changed = (
-                [(s.ref, round(s.eta)) for s in stops]
-                != [(s.ref, round(s.eta)) for s in vehicle.stops]
-                or vehicle.break_planned != old_break
-            )
+            changed = [(s.ref, round(s.eta)) for s in stops] != [
+                (s.ref, round(s.eta)) for s in vehicle.stops
+            ] or vehicle.break_planned != old_break
             vehicle.stops = stops
             self.state.touch_vehicle(vehicle)
             for ride_id in {s.request_id for s in route.stops} & new:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from dispatcher.geo import LatLon, TravelModel, interpolate
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from solvers.check import check_plan
+from solvers.insertion import insert_request
 from solvers.model import (
     HORIZON,
     Plan,
@@ -342,3 +343,65 @@ def plan_problems(job: BatchJob, plan: Plan) -> list[str]:
     if missing:
         return [f"mandatory request {rid} not served" for rid in missing]
     return check_plan(job.problem, plan)
+
+
+def plan_break_soonest(
+    state: FleetState,
+    vehicle_id: str,
+    now: float,
+    travel: TravelModel,
+    cfg: PlanningConfig,
+    step_s: int = 60,
+) -> tuple[BatchJob, Plan] | None:
+    """The vehicle's route with its pending break inserted as early as it fits.
+
+    Every other stop of the vehicle keeps its order (its promises are checked by
+    ``plan_problems``); the break goes where it can start soonest inside its
+    window (to ``step_s``): feasibility only grows with a later latest start, so
+    the least one that fits is found by bisection. The job and plan cover this
+    vehicle alone. None if no break fits.
+    """
+    job = build_problem(state, [], now, travel, cfg)
+    bid = break_id(vehicle_id)
+    brk = next((r for r in job.problem.requests if r.id == bid), None)
+    hint = next((h for h in job.problem.hint if h.vehicle_id == vehicle_id), None)
+    if brk is None or hint is None:
+        return None
+    mine = tuple(
+        r
+        for r in job.problem.requests
+        if r.onboard_vehicle == vehicle_id or r.allowed_vehicles == (vehicle_id,)
+    )
+    routes = {vehicle_id: [s for s in hint.stops if s.request_id != bid]}
+    base = replace(
+        job.problem,
+        vehicles=tuple(v for v in job.problem.vehicles if v.id == vehicle_id),
+        requests=mine,
+        hint=(RouteHint(vehicle_id, tuple(routes[vehicle_id])),),
+        name=f"break:{vehicle_id}@{job.epoch}",
+    )
+
+    def attempt(latest: int) -> tuple[BatchJob, Plan] | None:
+        window = TimeWindow(brk.pickup_window.earliest, latest)
+        problem = replace(
+            base,
+            requests=tuple(replace(r, pickup_window=window) if r.id == bid else r for r in mine),
+        )
+        plan = insert_request(problem, routes, bid)
+        if plan is None or bid not in plan.served:
+            return None
+        sub = replace(job, problem=problem, kind="break")
+        return None if plan_problems(sub, plan) else (sub, plan)
+
+    low, high = brk.pickup_window.earliest, brk.pickup_window.latest
+    best = attempt(high)
+    if best is None:
+        return None
+    while high - low > step_s:
+        middle = (low + high) // 2
+        found = attempt(middle)
+        if found is None:
+            low = middle
+        else:
+            high, best = middle, found
+    return best

@@ -18,6 +18,7 @@ from schemas.envelope import Event, event_tag
 from schemas.passenger import RideCancelledV1, RideRequestedV1
 from schemas.vehicle import (
     ArrivedAtStopV1,
+    BreakRequestedV1,
     NoShowV1,
     PassengerAlightedV1,
     PassengerBoardedV1,
@@ -50,6 +51,7 @@ VEHICLE_EVENTS: Final = (
     PassengerBoardedV1,
     PassengerAlightedV1,
     NoShowV1,
+    BreakRequestedV1,
 )
 NOTIFICATION_EVENTS: Final = (RideOfferedV1, RideRejectedV1)
 PLAN_EVENTS: Final = (DriverPlanV1,)
@@ -88,7 +90,7 @@ TOPICS: Final = (
         "vehicle_events",
         "drt.vehicle-events.v1",
         "zone",
-        "Shift, position, stop and boarding events from vehicles, keyed by service zone.",
+        "Shift, break, position, stop and boarding events from vehicles, keyed by service zone.",
         VEHICLE_EVENTS,
         TypeAdapter(VehicleEventUnion),
     ),

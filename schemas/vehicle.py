@@ -95,3 +95,27 @@ class NoShowV1(VehicleEvent):
     type: Literal["passenger.no_show"] = "passenger.no_show"
     schema_version: Literal[1] = 1
     request_id: Identifier
+
+
+class BreakRequestedV1(VehicleEvent):
+    """The driver wants a break now, or as soon as the promises to passengers allow.
+
+    The dispatcher plans the break (``duration_s`` at the depot, nobody on board) to
+    start as early as every promise to passengers on board or confirmed allows, and
+    no later than ``latest_start``; the vehicle's next ``driver.plan`` carries it as
+    ``break_start``/``break_end``. It replaces a break planned but not yet begun; a
+    request during a running break, or one no break can meet, is dead-lettered.
+    """
+
+    type: Literal["break.requested"] = "break.requested"
+    schema_version: Literal[1] = 1
+    duration_s: Annotated[int, Field(ge=60, le=4 * 3600)] = Field(
+        description="Length of the break, seconds."
+    )
+    latest_start: AwareDatetime = Field(description="The break must start at or before this.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.latest_start < self.occurred_at:
+            raise ValueError("latest_start must not be before occurred_at")
+        return self
