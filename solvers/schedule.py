@@ -131,6 +131,8 @@ class Scheduler:
         if isinstance(structure, Infeasible):
             return structure
         origin, limit, fixed = structure
+        if fast:
+            return self._earliest(vehicle, stops, origin, limit, fixed)
         dur = self.duration
         n = len(stops)
         m = n + 1
@@ -299,6 +301,119 @@ class Scheduler:
         if open_pickups:
             return Infeasible("precedence", "a pickup without its drop-off")
         return origin, limit, fixed
+
+    def _earliest(
+        self,
+        vehicle: Vehicle,
+        stops: Sequence[Sequenced],
+        origin: list[int],
+        limit: list[int | None],
+        fixed: list[int],
+    ) -> Times | Infeasible:
+        """The earliest feasible schedule, or why there is none (exact).
+
+        Every constraint but the latest starts is a lower bound ``x_v >= x_u + w``
+        (ride times and the route duration bound the pickup and the departure
+        from below: ``x_p >= x_d - L - s_p``, ``x_0 >= x_m - T``), so the least
+        solution is found by raising one start at a time to the bound it
+        violates and propagating forward until waiting absorbs the shift. It
+        is feasible iff it meets every latest start. After a push that still
+        leaves its ride (or duration) violated, no waiting is left in between:
+        the bound is the bare chain of travel and service, so no schedule exists.
+        """
+        dur = self.duration
+        m = len(stops) + 1
+        loc = [vehicle.start] * (m + 1)
+        svc = [0] * (m + 1)
+        e = [vehicle.start_time] * (m + 1)
+        lat = [vehicle.end_time] * (m + 1)
+        pick = StopKind.PICKUP
+        for k, (r, kind) in enumerate(stops, start=1):
+            if kind is pick:
+                loc[k], svc[k] = r.pickup, r.pickup_service
+                w = r.pickup_window
+            else:
+                loc[k], svc[k] = r.dropoff, r.dropoff_service
+                w = r.dropoff_window
+            e[k], lat[k] = w.earliest, w.latest
+        loc[m] = vehicle.end
+        b = [0] * (m + 1)
+        step = [0] * (m + 1)
+        t = b[0] = vehicle.start_time
+        prev = vehicle.start
+        for k in range(1, m + 1):
+            here = loc[k]
+            st = step[k] = svc[k - 1] + dur[prev][here]
+            t += st
+            if t < e[k]:  # noqa: PLR1730 (hot loop: no call)
+                t = e[k]
+            if t > lat[k]:
+                if k == m:
+                    return Infeasible("shift_end", f"back at {t} > {lat[k]}")
+                r, kind = stops[k - 1]
+                return Infeasible("time_window", f"{r.id} {kind.value} at {t} > {lat[k]}")
+            b[k] = t
+            prev = here
+        rides = [(d, origin[d], x, fixed[d]) for d in range(1, m) if (x := limit[d]) is not None]
+        max_duration = vehicle.max_duration
+        for _ in range(4 * m + 8):
+            src = -1
+            target = drop = lim = 0
+            reason = ""
+            for d, p, x, start in rides:
+                if p < 0:
+                    if b[d] - start > x:  # b is a lower bound: nothing helps
+                        r, _kind = stops[d - 1]
+                        return Infeasible("ride_time", f"{r.id} rides {b[d] - start} > {x}")
+                    continue
+                need = b[d] - x - svc[p]
+                if need > b[p]:
+                    src, target, reason, drop, lim = p, need, "ride_time", d, x
+                    break
+            if src < 0:
+                if max_duration is None or b[m] - b[0] <= max_duration:
+                    return Times(loc, svc, b)
+                src, target, reason = 0, b[m] - max_duration, "max_duration"
+            if target > lat[src]:
+                return self._infeasible(reason, stops, b, svc, src, lim, max_duration, m)
+            b[src] = t = target
+            for k in range(src + 1, m + 1):
+                t += step[k]
+                if t <= b[k]:
+                    break
+                if t > lat[k]:
+                    return self._infeasible(reason, stops, b, svc, src, lim, max_duration, m)
+                b[k] = t
+            if reason == "max_duration":
+                if max_duration is not None and b[m] - b[0] > max_duration:
+                    return Infeasible("max_duration", f"{b[m] - b[0]} > {max_duration}")
+            elif b[drop] - b[src] - svc[src] > lim:
+                r, _kind = stops[drop - 1]
+                rt = b[drop] - b[src] - svc[src]
+                return Infeasible("ride_time", f"{r.id} rides {rt} > {lim}")
+        # not settled within the cap (never seen): the exact network decides
+        travel = [0] * (m + 1)
+        for k in range(1, m + 1):
+            travel[k] = dur[loc[k - 1]][loc[k]]
+        exact = self._exact(vehicle, e, lat, svc, travel, origin, limit, fixed)
+        if exact is None:
+            return Infeasible("ride_time", "no schedule meets every ride time")
+        return Times(loc, svc, exact)
+
+    @staticmethod
+    def _infeasible(
+        reason: str,
+        stops: Sequence[Sequenced],
+        b: list[int],
+        svc: list[int],
+        src: int,
+        lim: int,
+        max_duration: int | None,
+        m: int,
+    ) -> Infeasible:
+        if reason == "max_duration":
+            return Infeasible("max_duration", f"{b[m] - b[0]} > {max_duration}")
+        return Infeasible("ride_time", f"pickup at position {src} cannot wait long enough")
 
     def _violation(
         self,

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from solvers.check import check_plan
 from solvers.insertion import insert_request, insertion_solve
 from solvers.lns import lns_solve
-from solvers.model import Plan, Problem, SolveLimits, StopRef
+from solvers.model import Plan, Problem, SolveLimits, StopKind, StopRef
 from solvers.ortools_pdp import ortools_solve
-from solvers.schedule import Infeasible, schedule_route
+from solvers.schedule import Infeasible, Scheduler, Sequenced, schedule_route
 from tests.unit.solvers.kit import random_problem
 
 LIMITS = SolveLimits(5.0)
@@ -112,3 +112,34 @@ def test_insert_request_keeps_plans_feasible(problem: Problem):
     assert check_plan(problem, out) == [] or all(
         "neither served" in v or "mandatory" in v for v in check_plan(problem, out)
     )
+
+
+@examples(120)
+@given(problems, st.randoms(use_true_random=False))
+def test_fast_feasibility_agrees_with_the_full_scheduler(problem: Problem, rnd):
+    """The earliest-schedule check (``fast=True``) accepts exactly what the full
+    scheduler accepts, and its schedule passes the checker."""
+    scheduler = Scheduler(problem)
+    vehicle = problem.vehicles[0]
+    pool = [r for r in problem.requests if r.onboard_vehicle in (None, vehicle.id)]
+    chosen = rnd.sample(pool, min(len(pool), 5))
+    stops: list[Sequenced] = []
+    for r in chosen:
+        if r.onboard_vehicle is None:
+            i = rnd.randint(0, len(stops))
+            stops.insert(i, (r, StopKind.PICKUP))
+            stops.insert(rnd.randint(i + 1, len(stops)), (r, StopKind.DROPOFF))
+        else:
+            stops.insert(rnd.randint(0, len(stops)), (r, StopKind.DROPOFF))
+    fast = scheduler.times(vehicle, stops, fast=True)
+    full = scheduler.times(vehicle, stops)
+    assert isinstance(fast, Infeasible) == isinstance(full, Infeasible)
+    if isinstance(fast, Infeasible):
+        return
+    sub = Problem(
+        problem.duration,
+        problem.distance,
+        problem.vehicles,
+        tuple({r.id: r for r, _ in stops}.values()),
+    )
+    assert check_plan(sub, Plan((scheduler.build(vehicle, stops, fast),), ())) == []
