@@ -183,6 +183,12 @@ class GatewaySettings(BaseModel):
     idempotency_ttl_s: int = Field(
         24 * 3600, ge=1, description="How long a booking's Idempotency-Key is remembered."
     )
+    replay_hours: float = Field(
+        24.0,
+        gt=0,
+        description="At start the gateway reads its topics back this many hours "
+        "(by record timestamp), not from the beginning.",
+    )
 
 
 class DriverAppSettings(BaseModel):
@@ -192,6 +198,16 @@ class DriverAppSettings(BaseModel):
         300, ge=0, description="Wait at a pickup (from arrival or window start) before no-show."
     )
     shift_hours: float = Field(8.0, gt=0, description="Default shift length a tablet offers.")
+    break_minutes: int = Field(
+        30, ge=1, le=240, description="Length of the break the tablet's break button asks for."
+    )
+    break_within_minutes: int = Field(
+        60,
+        ge=0,
+        le=600,
+        description="The break must start within this many minutes (as soon as the "
+        "promises to passengers allow).",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,12 +1,16 @@
 """The driver tablet app: static pages plus an API over the vehicle's topics.
 
-The service reads the compacted driver-plans topic and the vehicle-events topic from
-the beginning (so a tablet that reconnects, or a restarted service, gets the latest
-plan of its vehicle), pushes each change to the vehicle's tablets as server-sent
-events, and publishes the driver's taps as vehicle events (key: zone).
+The service reads the compacted driver-plans topic, the vehicle-events topic and the
+dead-letters topic from the beginning (so a tablet that reconnects, or a restarted
+service, gets the latest plan of its vehicle), pushes each change to the vehicle's
+tablets as server-sent events, and publishes the driver's taps as vehicle events
+(key: zone).
 
-Breaks have no event schema yet: the tablet shows the control and the service keeps
-the state, but the dispatcher is not told and may still plan stops during a break.
+The break button publishes ``break.requested@1`` (``DRT_DRIVER__BREAK_MINUTES``, to
+start within ``DRT_DRIVER__BREAK_WITHIN_MINUTES``); the dispatcher plans the break as
+soon as the promises to passengers allow and sends it back in the vehicle's plan
+(``break_start``/``break_end``), or dead-letters the request, which the tablet shows
+as refused with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from schemas.dispatch import StopAction
 from schemas.envelope import Event, Identifier, Latitude, Longitude, Place
 from schemas.vehicle import (
     ArrivedAtStopV1,
+    BreakRequestedV1,
     NoShowV1,
     PassengerAlightedV1,
     PassengerBoardedV1,
@@ -46,7 +51,7 @@ from schemas.vehicle import (
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-READ_ROLES = ("driver_plans", "vehicle_events")
+READ_ROLES = ("driver_plans", "vehicle_events", "dead_letters")
 KEEPALIVE_S = 15.0
 
 
@@ -78,6 +83,12 @@ class RequestIn(BaseModel):
     request_id: Identifier
 
 
+class BreakIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: Annotated[int, Field(ge=1, le=240)] | None = None
+    within_minutes: Annotated[int, Field(ge=0, le=600)] | None = None
+
+
 class ArrivedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_ids: Annotated[list[Identifier], Field(min_length=1, max_length=50)]
@@ -93,7 +104,6 @@ class DriverService(KafkaFront):
         self.kafka = kafka
         self.board = PlanBoard()
         self.hub = Hub()
-        self.breaks: dict[str, bool] = {}
         scenario = load_scenario(settings.gateway.scenario)
         self.names = {s.id: s.name for s in (*scenario.stops, *scenario.hubs)}
         fleet = scenario.fleet
@@ -119,7 +129,7 @@ class DriverService(KafkaFront):
             self.board.board(vehicle_id),
             self.settings.driver.no_show_wait_s,
             self.names,
-            self.breaks.get(vehicle_id, False),
+            to_datetime(self.clock.now()),
         )
 
 
@@ -261,17 +271,34 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
                 reason="ended by the driver",
             )
         )
-        svc.breaks.pop(vehicle_id, None)
         return svc.view(vehicle_id)
 
-    @app.post("/api/vehicles/{vehicle_id}/break/{action}", tags=["shift"])
-    async def break_(vehicle_id: str, action: str, caller: Caller) -> dict[str, Any]:
-        """Start or end a break (``start``/``end``). Not yet sent to the dispatcher."""
+    @app.post("/api/vehicles/{vehicle_id}/break", tags=["shift"])
+    async def break_(
+        vehicle_id: str, caller: Caller, body: BreakIn | None = None
+    ) -> dict[str, Any]:
+        """Ask for a break now, or as soon as the promises to passengers allow.
+
+        Publishes ``break.requested@1``; the plan that comes back shows the break
+        (``break.state`` planned, then running), or ``refused`` with the reason.
+        """
         own_vehicle(vehicle_id, caller)
-        if action not in ("start", "end"):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "break/start or break/end")
-        svc.breaks[vehicle_id] = action == "start"
-        svc.hub.notify(vehicle_id)
+        if not vehicle(vehicle_id).on_shift:
+            raise HTTPException(status.HTTP_409_CONFLICT, "start the shift first")
+        if svc.view(vehicle_id)["break"]["state"] == "running":
+            raise HTTPException(status.HTTP_409_CONFLICT, "the break is running")
+        minutes = (body.minutes if body else None) or settings.driver.break_minutes
+        within = settings.driver.break_within_minutes
+        if body is not None and body.within_minutes is not None:
+            within = body.within_minutes
+        fields = envelope(vehicle_id, caller)
+        await svc.publish(
+            BreakRequestedV1(
+                **fields,
+                duration_s=minutes * 60,
+                latest_start=fields["occurred_at"] + timedelta(minutes=within),
+            )
+        )
         return svc.view(vehicle_id)
 
     def planned(vehicle_id: str, request_id: str, action: StopAction) -> Any:

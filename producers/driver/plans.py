@@ -2,21 +2,25 @@
 
 ``PlanBoard.apply`` keeps each vehicle's latest plan (highest ``plan_version``, so a
 replay of the compacted driver-plans topic ends on the current one), its shift, and
-which requests it has arrived for, boarded or finished. ``view`` turns that into the
-JSON the page renders: consecutive planned stops at one place are one stop card.
+which requests it has arrived for, boarded or finished, and the driver's latest break
+request with what became of it (planned in a driver plan, or refused: a dead letter
+of the dispatcher). ``view`` turns that into the JSON the page renders: consecutive
+planned stops at one place are one stop card.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from schemas.dispatch import DriverPlanV1, PlannedStop, StopAction
+from schemas.dispatch import DeadLetterV1, DriverPlanV1, PlannedStop, StopAction
 from schemas.envelope import Event
 from schemas.vehicle import (
     ArrivedAtStopV1,
+    BreakRequestedV1,
     NoShowV1,
     PassengerAlightedV1,
     PassengerBoardedV1,
@@ -37,6 +41,9 @@ class VehicleBoard:
     arrived: dict[tuple[str, StopAction], datetime] = field(default_factory=dict)
     boarded: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)
+    #: the latest break request (its event id and time) and why it was refused, if it was
+    break_request: tuple[str, datetime] | None = None
+    break_refused: str | None = None
 
     def stop_of(self, request_id: str, action: StopAction) -> PlannedStop | None:
         if self.plan is None:
@@ -76,6 +83,8 @@ class PlanBoard:
 
     def apply(self, event: Event) -> str | None:
         """Fold one event in; the id of the vehicle that changed, if any."""
+        if isinstance(event, DeadLetterV1):
+            return self._refused(event)
         vehicle_id = getattr(event, "vehicle_id", None)
         if not isinstance(vehicle_id, str):
             return None
@@ -91,6 +100,9 @@ class PlanBoard:
                 b.seats, b.wheelchairs = event.seats, event.wheelchairs
             case ShiftEndedV1():
                 b.on_shift = False
+                b.break_request, b.break_refused = None, None
+            case BreakRequestedV1():
+                b.break_request, b.break_refused = (str(event.event_id), event.occurred_at), None
             case ArrivedAtStopV1():
                 for rid in event.request_ids:
                     action = StopAction.DROPOFF if rid in b.boarded else StopAction.PICKUP
@@ -103,6 +115,48 @@ class PlanBoard:
                 return None
         return vehicle_id
 
+    def _refused(self, letter: DeadLetterV1) -> str | None:
+        """A dead-lettered break request of a vehicle: the dispatcher refused it."""
+        try:
+            original = json.loads(letter.payload)
+        except ValueError:
+            return None
+        if not isinstance(original, dict) or original.get("type") != "break.requested":
+            return None
+        b = self.vehicles.get(str(original.get("vehicle_id")))
+        if b is None or b.break_request is None or b.break_request[0] != original.get("event_id"):
+            return None
+        b.break_refused = letter.reason
+        return b.vehicle_id
+
+
+def break_view(b: VehicleBoard, now: datetime) -> dict[str, Any]:
+    """The break as the tablet shows it: ``state`` is None, ``requested`` (not yet
+    answered), ``planned``, ``running`` or ``refused`` (with ``reason``)."""
+    plan = b.plan
+    start, end = (plan.break_start, plan.break_end) if plan is not None else (None, None)
+    out: dict[str, Any] = {
+        "state": None,
+        "start": None,
+        "end": None,
+        "location": None,
+        "reason": None,
+    }
+    if start is not None and end is not None and end > now:
+        out.update(start=start, end=end, state="running" if start <= now else "planned")
+        if plan is not None and plan.break_location is not None:
+            out["location"] = plan.break_location.model_dump(mode="json")
+    request = b.break_request
+    answered = request is None or (
+        plan is not None and plan.occurred_at >= request[1] and start is not None
+    )
+    if b.break_refused is not None:
+        if out["state"] is None:
+            out.update(state="refused", reason=b.break_refused)
+    elif not answered and out["state"] != "running":
+        out["state"] = "requested"
+    return out
+
 
 def no_show_from(b: VehicleBoard, stop: PlannedStop, wait_s: int) -> datetime | None:
     """When a no-show may be reported for a pickup: ``wait_s`` after arrival (or after
@@ -114,7 +168,7 @@ def no_show_from(b: VehicleBoard, stop: PlannedStop, wait_s: int) -> datetime | 
     return start + timedelta(seconds=wait_s)
 
 
-def view(b: VehicleBoard, wait_s: int, names: dict[str, str], on_break: bool) -> dict[str, Any]:
+def view(b: VehicleBoard, wait_s: int, names: dict[str, str], now: datetime) -> dict[str, Any]:
     """The page's model of one vehicle: shift, load and stop cards, next stop first."""
     stops = [s for s in (b.plan.stops if b.plan else []) if s.request_id not in b.finished]
     picked = {s.request_id for s in stops if s.action is StopAction.PICKUP}
@@ -174,7 +228,8 @@ def view(b: VehicleBoard, wait_s: int, names: dict[str, str], on_break: bool) ->
         "plan_version": b.plan.plan_version if b.plan else 0,
         "on_shift": b.on_shift,
         "shift_end": b.shift_end,
-        "on_break": on_break,
+        "on_break": (brk := break_view(b, now))["state"] == "running",
+        "break": brk,
         "capacity": {"seats": b.seats, "wheelchairs": b.wheelchairs},
         "onboard": {
             "seats": sum(s.seats for s in onboard),

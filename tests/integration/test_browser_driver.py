@@ -3,12 +3,16 @@
 A passenger books through the gateway API, the driver's tablet page (logged in to
 its vehicle, shift started by tapping) shows the new stop, the driver taps arrived,
 boarded, arrived and alighted, and the passenger's live stream reports each step.
+Then the driver taps the break button: ``break.requested@1`` reaches the dispatcher,
+whose next driver plan carries the break back to the tablet.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -57,6 +61,12 @@ async def login(page: Page, base: str, vehicle_id: str) -> None:
     await page.click("#login")
     await expect(page.locator("#work-view")).to_be_visible()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "on")
+
+
+async def token(page: Page) -> str:
+    session = await page.evaluate("window.localStorage.getItem('drt.session')")
+    value: str = json.loads(session)["token"]
+    return value
 
 
 async def test_booking_to_drop_off_through_the_driver_tablet(
@@ -123,6 +133,23 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
                 await page.get_by_test_id(f"alighted-{rid}").click()
                 await stream.until("arrived")
                 await expect(page.locator("#empty")).to_be_visible()
+
+                # The break button reaches the dispatcher; its plan brings the break back.
+                await page.click("#break")
+                note = page.get_by_test_id("break-note")
+                await expect(note).to_have_attribute("data-state", re.compile("planned|running"))
+                await expect(page.locator("#break")).to_be_disabled()
+                view = (
+                    await client.get(
+                        f"{driver}/api/vehicles/bus-1/plan", headers=bearer(await token(page))
+                    )
+                ).json()
+                assert view["break"]["start"] is not None, view
+                start = datetime.fromisoformat(view["break"]["start"])
+                end = datetime.fromisoformat(view["break"]["end"])
+                assert (end - start).total_seconds() == 30 * 60
+                assert start <= datetime.now(UTC) + timedelta(minutes=60)
+                await page.screenshot(path=str(ARTIFACTS / "driver-break.png"), full_page=True)
 
                 await page.click("#lang")
                 await expect(page.locator("#shift-end")).to_have_text("End shift")

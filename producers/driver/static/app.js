@@ -7,7 +7,7 @@ const TEXT = {
   de: {
     title: "Rufbus – Fahrer", login: "Anmelden", vehicle: "Fahrzeug", driver: "Fahrer/in",
     pin: "PIN", shift_start: "Schicht beginnen", shift_end: "Schicht beenden",
-    break_start: "Pause", break_end: "Pause beenden", logout: "Abmelden", plan: "Fahrplan",
+    break_start: "Pause", logout: "Abmelden", plan: "Fahrplan",
     no_stops: "Keine Halte geplant.", online: "verbunden", offline: "getrennt",
     on_shift: "Im Dienst bis", off_shift: "Nicht im Dienst", on_break: "Pause",
     load: "An Bord", seat: "Sitz", seats: "Sitze", wheelchairs: "Rollstuhl", next: "NÄCHSTER HALT",
@@ -15,13 +15,15 @@ const TEXT = {
     alighted: "Ausgestiegen", no_show: "Nicht erschienen", board: "Einsteigen",
     alight: "Aussteigen", in_min: "in {n} min", now: "jetzt", window: "Zeitfenster",
     navigate: "Navigation", map: "Karte (OSM)", no_show_at: "Nicht erschienen ab {t}",
-    break_note: "Pause: die Leitstelle wird noch nicht informiert.",
+    break_requested: "Pause angefragt – die Leitstelle plant sie, sobald die Fahrgäste es erlauben.",
+    break_planned: "Pause geplant {from}–{to} am Depot.", break_running: "Pause bis {to}.",
+    break_refused: "Pause abgelehnt: {reason}",
     login_failed: "Anmeldung fehlgeschlagen", failed: "Fehler",
   },
   en: {
     title: "Ride bus – driver", login: "Log in", vehicle: "Vehicle", driver: "Driver",
     pin: "PIN", shift_start: "Start shift", shift_end: "End shift",
-    break_start: "Break", break_end: "End break", logout: "Log out", plan: "Plan",
+    break_start: "Break", logout: "Log out", plan: "Plan",
     no_stops: "No stops planned.", online: "online", offline: "offline",
     on_shift: "On shift until", off_shift: "Off shift", on_break: "On break",
     load: "On board", seat: "seat", seats: "seats", wheelchairs: "wheelchair", next: "NEXT STOP",
@@ -29,7 +31,9 @@ const TEXT = {
     alighted: "Alighted", no_show: "No-show", board: "Boards",
     alight: "Alights", in_min: "in {n} min", now: "now", window: "Window",
     navigate: "Navigate", map: "Map (OSM)", no_show_at: "No-show from {t}",
-    break_note: "Break: dispatch is not told yet.",
+    break_requested: "Break requested – dispatch plans it as soon as the passengers allow.",
+    break_planned: "Break planned {from}–{to} at the depot.", break_running: "On break until {to}.",
+    break_refused: "Break refused: {reason}",
     login_failed: "Login failed", failed: "Error",
   },
 };
@@ -160,9 +164,14 @@ function render(view) {
     `${view.onboard.wheelchairs}/${view.capacity.wheelchairs} ${t("wheelchairs")}`;
   $("shift-start").disabled = view.on_shift;
   $("shift-end").disabled = !view.on_shift;
-  $("break").disabled = !view.on_shift;
-  $("break").textContent = t(view.on_break ? "break_end" : "break_start");
-  $("break-note").hidden = !view.on_break;
+  const brk = view.break || { state: null };
+  $("break").disabled = !view.on_shift || ["requested", "planned", "running"].includes(brk.state);
+  const note = $("break-note");
+  note.dataset.state = brk.state || "";
+  note.hidden = !brk.state;
+  note.textContent = brk.state ? t(`break_${brk.state}`, {
+    from: brk.start ? hhmm(brk.start) : "", to: brk.end ? hhmm(brk.end) : "", reason: brk.reason || "",
+  }) : "";
   $("empty").hidden = view.stops.length > 0;
   const list = $("stops");
   list.replaceChildren(...view.stops.map((card, i) => {
@@ -196,6 +205,13 @@ setInterval(() => {
     const from = b.dataset.from ? new Date(b.dataset.from) : null;
     if (from && Date.now() >= from && !b.classList.contains("done")) b.disabled = false;
   }
+  // The planned break begins and ends by the clock, too.
+  const brk = current && current.break;
+  if (brk && brk.state === "planned" && Date.now() >= new Date(brk.start)) {
+    render({ ...current, on_break: true, break: { ...brk, state: "running" } });
+  } else if (brk && brk.state === "running" && Date.now() >= new Date(brk.end)) {
+    render({ ...current, on_break: false, break: { ...brk, state: null } });
+  }
 }, 1000);
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -221,7 +237,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("shift-start").addEventListener("click", () => act("shift/start", {}));
   $("shift-end").addEventListener("click", () => act("shift/end"));
-  $("break").addEventListener("click", () => act(current && current.on_break ? "break/end" : "break/start"));
+  $("break").addEventListener("click", () => act("break", {}));
   $("logout").addEventListener("click", () => {
     if (source) source.close();
     session = null;

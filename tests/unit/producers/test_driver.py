@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from producers.driver.plans import PlanBoard, no_show_from, view
-from schemas.dispatch import DriverPlanV1, PlannedStop, StopAction
+from producers.driver.plans import PlanBoard, break_view, no_show_from, view
+from schemas.codec import encode
+from schemas.dispatch import DeadLetterV1, DriverPlanV1, PlannedStop, StopAction
 from schemas.envelope import Place
-from schemas.vehicle import ArrivedAtStopV1, PassengerBoardedV1
+from schemas.vehicle import ArrivedAtStopV1, BreakRequestedV1, PassengerBoardedV1
 
 T0 = datetime(2025, 5, 6, 8, 0, tzinfo=UTC)
 A = Place(lat=54.3157, lon=9.6778, stop_id="a")
@@ -43,7 +44,7 @@ def test_latest_plan_wins_and_stops_at_one_place_group() -> None:
     )
     assert board.apply(newer) == "bus-1"
     assert board.apply(plan(1)) is None
-    v = view(board.vehicles["bus-1"], 300, {"a": "Stop A"}, on_break=False)
+    v = view(board.vehicles["bus-1"], 300, {"a": "Stop A"}, T0)
     assert v["plan_version"] == 2
     assert [c["name"] for c in v["stops"]] == ["Stop A", "54.30230, 9.67110"]
     assert [p["request_id"] for p in v["stops"][0]["pickups"]] == ["r1", "r2"]
@@ -64,7 +65,63 @@ def test_no_show_waits_from_arrival_or_window_start() -> None:
     board.apply(ArrivedAtStopV1(occurred_at=T0, position=B, request_ids=["r1"], **V))
     assert (("r1", StopAction.DROPOFF)) in b.arrived
     board.apply(plan(2, stop(StopAction.DROPOFF, "r1", B, 12)))
-    v = view(b, 300, {}, on_break=True)
+    v = view(b, 300, {}, T0)
     assert v["onboard"]["seats"] == 1
     assert v["stops"][0]["dropoffs"][0]["onboard"] is True
     assert v["stops"][0]["arrived_at"] == T0
+
+
+def test_break_request_is_requested_then_planned_running_or_refused() -> None:
+    """The tablet shows its break request until a plan carries the break, or a dead
+    letter of that very request refuses it."""
+    board = PlanBoard()
+    asked = BreakRequestedV1(
+        occurred_at=T0, duration_s=1800, latest_start=T0 + timedelta(hours=1), **V
+    )
+    board.apply(asked)
+    b = board.vehicles["bus-1"]
+    assert break_view(b, T0)["state"] == "requested"
+    board.apply(plan(1))  # an older plan without a break answers nothing
+    assert break_view(b, T0)["state"] == "requested"
+    start, end = T0 + timedelta(minutes=10), T0 + timedelta(minutes=40)
+    board.apply(
+        DriverPlanV1(
+            occurred_at=T0 + timedelta(seconds=1),
+            plan_version=2,
+            stops=[],
+            break_start=start,
+            break_end=end,
+            break_location=A,
+            **V,
+        )
+    )
+    planned = break_view(b, T0 + timedelta(minutes=1))
+    assert (planned["state"], planned["start"], planned["end"]) == ("planned", start, end)
+    assert break_view(b, start)["state"] == "running"
+    assert view(b, 300, {}, start)["on_break"] is True
+    assert break_view(b, end)["state"] is None
+
+    again = BreakRequestedV1(
+        occurred_at=end, duration_s=600, latest_start=end + timedelta(minutes=5), **V
+    )
+    board.apply(again)
+    other = DeadLetterV1(
+        occurred_at=end,
+        source="dispatcher",
+        original_topic="drt.vehicle-events.v1",
+        original_partition=0,
+        original_offset=1,
+        payload=encode(asked).decode(),
+        reason="an older request",
+        error_type="semantic",
+    )
+    assert board.apply(other) is None  # not the latest request
+    refused = other.model_copy(update={"payload": encode(again).decode(), "reason": "no"})
+    assert board.apply(refused) == "bus-1"
+    assert break_view(b, end) == {
+        "state": "refused",
+        "start": None,
+        "end": None,
+        "location": None,
+        "reason": "no",
+    }
