@@ -113,3 +113,75 @@ tail_log() {
     log "last lines of $1:"
     tail -n "${2:-40}" "$1" >&2
 }
+
+# --- Throwaway TLS and secrets for the secured local services --------------------
+# DRT_TLS_DIR (default $DRT_VAR_DIR/tls) holds a private CA (ca.pem, ca.key) and the
+# certificates it issues; DRT_SECRETS_DIR (default $DRT_VAR_DIR/secrets) the password
+# files (0700). Both are created on first use; put your own files there first to
+# use them instead of generated ones.
+DRT_TLS_DIR="${DRT_TLS_DIR:-$DRT_VAR_DIR/tls}"
+DRT_SECRETS_DIR="${DRT_SECRETS_DIR:-$DRT_VAR_DIR/secrets}"
+
+# tls_ensure_ca: create the CA in $DRT_TLS_DIR unless it exists (10 years).
+tls_ensure_ca() {
+    have openssl || apt_install openssl
+    install -d -m 755 "$DRT_TLS_DIR"  # certificates 0644, keys 0600
+    [[ -s $DRT_TLS_DIR/ca.pem && -s $DRT_TLS_DIR/ca.key ]] && return 0
+    log "creating a throwaway CA in $DRT_TLS_DIR"
+    (
+        umask 077
+        openssl req -x509 -newkey rsa:2048 -noenc -days 3650 -sha256 \
+            -subj "/O=drt-dispatch/CN=drt-dispatch throwaway CA" \
+            -keyout "$DRT_TLS_DIR/ca.key" -out "$DRT_TLS_DIR/ca.pem" 2>/dev/null
+    ) || die "openssl could not create the CA"
+    chmod 644 "$DRT_TLS_DIR/ca.pem"
+}
+
+# tls_issue NAME: $DRT_TLS_DIR/NAME.pem (certificate) and NAME.key (unencrypted
+# PKCS#8 key, mode 0600) for 127.0.0.1, ::1 and localhost, signed by the CA; kept
+# while the CA still verifies it.
+tls_issue() {
+    local name=$1 dir=$DRT_TLS_DIR
+    tls_ensure_ca
+    if [[ -s $dir/$name.pem && -s $dir/$name.key ]] \
+        && openssl verify -CAfile "$dir/ca.pem" "$dir/$name.pem" >/dev/null 2>&1; then
+        return 0
+    fi
+    log "issuing a TLS certificate for $name (127.0.0.1, localhost)"
+    (
+        umask 077
+        openssl req -newkey rsa:2048 -noenc -subj "/O=drt-dispatch/CN=$name" \
+            -keyout "$dir/$name.key" -out "$dir/$name.csr" 2>/dev/null \
+            && openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+                -set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 \
+                -out "$dir/$name.pem" -extfile /dev/stdin 2>/dev/null <<EXT
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+EXT
+    ) || die "openssl could not issue the certificate for $name"
+    rm -f "$dir/$name.csr"
+    chmod 644 "$dir/$name.pem"
+}
+
+# secret_file NAME: print the path of $DRT_SECRETS_DIR/NAME, a password file (mode
+# 0600) filled with 32 random hex characters unless it exists already.
+secret_file() {
+    local file=$DRT_SECRETS_DIR/$1
+    install -d -m 700 "$DRT_SECRETS_DIR"
+    if [[ ! -s $file ]]; then
+        (umask 077 && openssl rand -hex 16 >"$file") || die "cannot write $file"
+    fi
+    printf '%s\n' "$file"
+}
+
+# read_secret FILE: the first line of FILE, without surrounding whitespace.
+read_secret() {
+    local value
+    IFS= read -r value <"$1" || [[ -n $value ]] || die "empty secret file $1"
+    value="${value#"${value%%[![:space:]]*}"}"
+    printf '%s' "${value%"${value##*[![:space:]]}"}"
+}

@@ -16,7 +16,11 @@ import typer
 if TYPE_CHECKING:
     from dispatcher.config import Settings
 
-app = typer.Typer(help="drt-dispatch: an event-driven dispatcher for on-demand shuttles.")
+# No local variables in tracebacks: they would print passwords read from *_FILE.
+app = typer.Typer(
+    help="drt-dispatch: an event-driven dispatcher for on-demand shuttles.",
+    pretty_exceptions_show_locals=False,
+)
 schemas_app = typer.Typer(help="Event schemas.")
 bench_app = typer.Typer(help="Benchmarks that print tables.")
 produce_app = typer.Typer(help="Simulated passengers and vehicles publishing to Kafka.")
@@ -65,7 +69,16 @@ def serve() -> None:
         async with Dispatcher(settings, metrics=metrics) as dispatcher:
             await dispatcher.run(until=stop)
 
-    asyncio.run(main())
+    from dispatcher.kafka import TransportError  # noqa: PLC0415
+    from dispatcher.store import StoreError  # noqa: PLC0415
+
+    try:
+        asyncio.run(main())
+    except (StoreError, TransportError) as exc:
+        # Start-up failed (the loop retries later failures): wrong credentials, TLS
+        # settings or address. One line, no traceback; the messages hold no secrets.
+        logging.getLogger("dispatcher").error("drt serve cannot start: %s", exc)  # noqa: TRY400
+        raise typer.Exit(1) from None
 
 
 def _serve_web(kind: str) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Self
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -77,14 +78,34 @@ class RetentionReport:
 
 
 def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str | None:
-    """asyncpg's ``ssl`` argument from ``sslmode`` and ``sslrootcert``."""
+    """asyncpg's ``ssl`` argument from ``sslmode`` and ``sslrootcert``, as libpq reads them.
+
+    With a root certificate, ``require`` and ``verify-ca`` check the chain and
+    ``verify-full`` (the default) also the host name; ``disable``, ``allow`` and
+    ``prefer`` stay what they say (asyncpg cannot take a root file with a mode).
+    """
     mode = settings.sslmode
-    if settings.sslrootcert:
+    if settings.sslrootcert and mode not in ("disable", "allow", "prefer"):
         context = ssl.create_default_context(cafile=settings.sslrootcert)
-        if mode == "verify-ca":
+        if mode in ("require", "verify-ca"):
             context.check_hostname = False
         return context
     return mode
+
+
+def _reason(exc: BaseException, settings: DatabaseSettings) -> str:
+    """Why a connect failed: the server's or the TLS layer's message (e.g. a rejected
+    password or certificate), never the DSN or a password; else only the type."""
+    name = type(exc).__name__
+    if not isinstance(exc, asyncpg.PostgresError | ssl.SSLError):
+        return name
+    message = str(exc)
+    secrets = [settings.dsn_value(), settings.password_value() or ""]
+    with contextlib.suppress(ValueError):
+        secrets.append(urlsplit(settings.dsn_value()).password or "")
+    if any(s and s in message for s in secrets):
+        return name
+    return f"{name}: {message}"
 
 
 def _text(value: str) -> str:
@@ -130,8 +151,7 @@ class Store:
                 server_settings={"search_path": schema, "application_name": "drt-dispatcher"},
             )
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            # The message of a failed connect never carries the password, but be sure.
-            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL: {_reason(exc, settings)}") from exc
         store = cls(pool, schema, settings.timeout_s)
         try:
             await store.migrate()
