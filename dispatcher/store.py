@@ -439,6 +439,7 @@ class Store:
                 ("driver_plans", "created_at < " + cutoff),
                 ("dead_letters", "created_at < " + cutoff),
                 ("outbox", "published_at IS NOT NULL AND created_at < " + cutoff),
+                ("gateway_confirmations", "confirmed_at < " + cutoff),
             ):
                 status = await conn.execute("DELETE FROM " + table + " WHERE " + where, days)  # noqa: S608 - constant identifiers
                 deleted[table] = int(status.split()[-1])

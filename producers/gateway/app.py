@@ -2,10 +2,13 @@
 
 Bookings become ``RideRequestedV1`` on the requests topic (key: zone), cancellations
 and declined offers ``RideCancelledV1``. The gateway reads the requests,
-notifications, driver-plans and vehicle-events topics from the beginning into a
-:class:`~producers.gateway.tracking.RideBook`, so any replica can answer for any ride
-and a restart loses nothing but unconfirmed acknowledgements. Phone bookings by an
-operator use the same endpoints with an operator token.
+notifications, driver-plans and vehicle-events topics into a
+:class:`~producers.gateway.tracking.RideBook`, at start-up from
+``DRT_GATEWAY__REPLAY_HOURS`` ago (by record timestamp, not from the beginning), so any
+replica can answer for any ride of that window. Idempotency-Keys and confirmations
+live in PostgreSQL (:mod:`producers.gateway.store`), shared by the replicas and kept
+over restarts. Phone bookings by an operator use the same endpoints with an operator
+token.
 """
 
 from __future__ import annotations
@@ -15,22 +18,24 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dispatcher.clock import SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.kafka import Publisher
+from dispatcher.store import StoreError
 from producers.gateway.auth import Caller, Principal, Role, TokenSigner
 from producers.gateway.feed import Hub, KafkaFront, TopicReader, sse
 from producers.gateway.stops import StopIndex
+from producers.gateway.store import GatewayStore
 from producers.gateway.tracking import DECLINE_REASON, RideBook, RideRecord
 from schemas.envelope import Event, Identifier, Latitude, Longitude, Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1, TimeType
@@ -39,6 +44,9 @@ log = logging.getLogger(__name__)
 
 READ_ROLES = ("requests", "notifications", "driver_plans", "vehicle_events")
 KEEPALIVE_S = 15.0
+#: A retry whose key another call (here or on another replica) holds waits this long
+#: for that booking to be read before it publishes it again (same ids: a redelivery).
+IN_FLIGHT_WAIT_S = 5.0
 _IDEMPOTENCY_NS = uuid.UUID("6f1c2a8e-4d0b-4c51-9a57-2b8f1e6d9c30")
 
 
@@ -187,16 +195,8 @@ def _field_error(loc: list[str | int], msg: str, kind: str = "value_error") -> H
 # -- the service ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Idempotent:
-    fingerprint: str
-    request_id: str
-    expires_at: float
-    done: asyncio.Future[None]
-
-
 class Gateway(KafkaFront):
-    """Kafka in and out, the ride book and the idempotency memory of one replica."""
+    """Kafka in and out, the ride book, and PostgreSQL for keys and confirmations."""
 
     def __init__(self, settings: Settings, clock: SystemClock | None = None) -> None:
         self.settings = settings
@@ -210,9 +210,57 @@ class Gateway(KafkaFront):
             settings.auth.token_secret.get_secret_value().encode(), settings.auth.token_ttl_s
         )
         self._publisher = Publisher(kafka)
-        self._reader = TopicReader(kafka, READ_ROLES, f"{kafka.client_id}-reader")
-        self._idempotency: dict[tuple[str, str], _Idempotent] = {}
+        self._reader = TopicReader(
+            kafka, READ_ROLES, f"{kafka.client_id}-reader", since=self.replay_from
+        )
+        self.db: GatewayStore | None = None
         self.stopping = asyncio.Event()
+
+    def replay_from(self) -> float:
+        """Start-up reads the topics from here (POSIX seconds)."""
+        return self.clock.now() - self.settings.gateway.replay_hours * 3600
+
+    @contextlib.asynccontextmanager
+    async def database(self) -> AsyncIterator[GatewayStore]:
+        """PostgreSQL for the block; confirmations of the replay window loaded."""
+        db = await GatewayStore.connect(self.settings.database)
+        try:
+            since = to_datetime(self.replay_from())
+            for request_id, at in (await db.confirmations(since=since)).items():
+                self.ledger.remember_confirmation(request_id, at)
+            self.db = db
+            yield db
+        finally:
+            self.db = None
+            await db.close()
+
+    def store(self) -> GatewayStore:
+        if self.db is None:
+            raise StoreError("the gateway's database is not connected")
+        return self.db
+
+    async def sync_confirmations(self, rides: list[RideRecord]) -> None:
+        """Take in confirmations other replicas recorded for these offered rides."""
+        wanted = [
+            r.request_id
+            for r in rides
+            if r.status == "offered" and r.request_id not in self.ledger.confirmations
+        ]
+        if not wanted:
+            return
+        for request_id, at in (await self.store().confirmations(wanted)).items():
+            if self.ledger.remember_confirmation(request_id, at):
+                self.hub.notify(request_id)
+
+    async def _read_here(self, request_id: str, wait_s: float) -> bool:
+        """Whether the book has ``request_id``, waiting up to ``wait_s`` for it."""
+        deadline = time.monotonic() + wait_s
+        while request_id not in self.ledger.rides:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await self.hub.wait(request_id, left)
+        return True
 
     def apply(self, _role: str, event: Event) -> None:
         for request_id in self.ledger.apply(event):
@@ -271,49 +319,46 @@ class Gateway(KafkaFront):
     async def place_booking(
         self, body: BookingIn, caller: Principal, key: str | None
     ) -> tuple[str, bool]:
-        """Publish a booking; ``(request_id, replayed)``. Safe to retry with the same key."""
+        """Publish a booking; ``(request_id, replayed)``. Safe to retry with the same key,
+        on any replica and after a restart: the key is claimed in PostgreSQL."""
         if key is None:
             request_id = f"g-{uuid.uuid4().hex[:24]}"
             await self.publish(self._request_event(body, caller, request_id, uuid.uuid4()))
             return request_id, False
-        now = self.clock.now()
-        for k in [k for k, v in self._idempotency.items() if v.expires_at < now]:
-            del self._idempotency[k]
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         scope = f"{caller.role.value}:{caller.subject}:{key}"
-        # Derived ids make a retry after a restart of the gateway a redelivery too: the
+        # Derived ids make a second publication of one booking a redelivery: the
         # dispatcher ignores an event id it has, and the book already has the request.
         request_id = f"g-{uuid.uuid5(_IDEMPOTENCY_NS, scope).hex[:24]}"
-        memo = self._idempotency.get((caller.subject, key))
-        if memo is not None:
-            if not hmac.compare_digest(memo.fingerprint, fingerprint):
-                raise _field_error(
-                    ["header", "Idempotency-Key"],
-                    "this Idempotency-Key was used for a different booking",
-                )
-            await asyncio.shield(memo.done)
-            return memo.request_id, True
-        if request_id in self.ledger.rides:
-            return request_id, True
-        memo = _Idempotent(
+        event = self._request_event(body, caller, request_id, uuid.uuid5(_IDEMPOTENCY_NS, scope))
+        db, who = self.store(), f"{caller.role.value}:{caller.subject}"
+        claim = await db.claim(
+            who,
+            key,
             fingerprint,
             request_id,
-            now + self.settings.gateway.idempotency_ttl_s,
-            asyncio.get_running_loop().create_future(),
+            self.clock.now(),
+            self.settings.gateway.idempotency_ttl_s,
         )
-        self._idempotency[(caller.subject, key)] = memo
-        try:
-            event = self._request_event(
-                body, caller, request_id, uuid.uuid5(_IDEMPOTENCY_NS, scope)
+        if not hmac.compare_digest(claim.fingerprint, fingerprint):
+            raise _field_error(
+                ["header", "Idempotency-Key"],
+                "this Idempotency-Key was used for a different booking",
             )
+        if not claim.mine and await self._read_here(claim.request_id, IN_FLIGHT_WAIT_S):
+            return claim.request_id, True
+        try:
             await self.publish(event)
-        except BaseException as exc:
-            del self._idempotency[(caller.subject, key)]
-            memo.done.set_exception(exc)
-            memo.done.exception()  # retrieved: a waiting retry re-raises it, none need to
+        except BaseException:
+            if claim.mine:
+                with contextlib.suppress(StoreError):
+                    await db.release(who, key)
             raise
-        memo.done.set_result(None)
-        return request_id, False
+        try:
+            await db.published(who, key)
+        except StoreError as exc:  # the booking is out; the key still holds it
+            log.warning("cannot mark key of %s published: %s", request_id, exc)
+        return request_id, not claim.mine
 
     def ride_for(self, request_id: str, caller: Principal) -> RideRecord:
         """The ride, if the caller may see it; otherwise 404 (existence is not revealed)."""
@@ -349,7 +394,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with gateway.running():
+        async with gateway.database(), gateway.running():
             yield
 
     app = FastAPI(
@@ -362,6 +407,15 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     app.state.signer = gateway.signer
     app.state.clock = gateway.clock.now
     app.state.gateway = gateway
+
+    @app.exception_handler(StoreError)
+    async def database_down(_: Request, exc: StoreError) -> JSONResponse:
+        log.warning("gateway database: %s", exc)
+        return JSONResponse(
+            {"detail": "the booking database is unavailable; retry with the same key"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
@@ -434,13 +488,18 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         """The caller's rides (operators: every ride)."""
         _not_driver(caller)
         if caller.role is Role.OPERATOR:
-            return [RideOut.of(r) for r in gateway.ledger.rides.values()]
-        return [RideOut.of(r) for r in gateway.ledger.rides_of(caller.subject)]
+            rides = list(gateway.ledger.rides.values())
+        else:
+            rides = gateway.ledger.rides_of(caller.subject)
+        await gateway.sync_confirmations(rides)
+        return [RideOut.of(r) for r in rides]
 
     @app.get("/rides/{request_id}", tags=["rides"], responses={404: {"description": "not yours"}})
     async def ride(request_id: str, caller: Caller) -> RideOut:
         """A ride: status, offer, ETAs and every update so far."""
-        return RideOut.of(gateway.ride_for(request_id, caller))
+        ride = gateway.ride_for(request_id, caller)
+        await gateway.sync_confirmations([ride])
+        return RideOut.of(ride)
 
     @app.post("/rides/{request_id}/confirm", tags=["rides"])
     async def confirm(request_id: str, caller: Caller) -> RideOut:
@@ -448,7 +507,8 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         ride = gateway.ride_for(request_id, caller)
         if ride.status not in ("offered", "confirmed"):
             raise HTTPException(status.HTTP_409_CONFLICT, f"the ride is {ride.status}")
-        gateway.ledger.confirm(ride, to_datetime(gateway.clock.now()))
+        at = await gateway.store().confirm(request_id, to_datetime(gateway.clock.now()))
+        gateway.ledger.confirm(ride, at)
         gateway.hub.notify(request_id)
         return RideOut.of(ride)
 
@@ -456,6 +516,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     async def decline(request_id: str, caller: Caller) -> RideOut:
         """Decline the offer: the ride is cancelled and the seat freed."""
         ride = gateway.ride_for(request_id, caller)
+        await gateway.sync_confirmations([ride])
         if ride.status != "offered":
             raise HTTPException(status.HTTP_409_CONFLICT, f"the ride is {ride.status}")
         await gateway.cancel(ride, DECLINE_REASON)
@@ -488,6 +549,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         after a final update (arrived, rejected, cancelled, declined, no_show).
         """
         ride = gateway.ride_for(request_id, caller)
+        await gateway.sync_confirmations([ride])
 
         async def stream() -> AsyncIterator[str]:
             sent = last_event_id or 0
@@ -501,6 +563,8 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
                 if not await gateway.hub.wait(request_id, KEEPALIVE_S):
                     if await request.is_disconnected():
                         return
+                    with contextlib.suppress(StoreError):  # a confirmation elsewhere
+                        await gateway.sync_confirmations([ride])
                     yield ": keepalive\n\n"
 
         return StreamingResponse(

@@ -1,10 +1,12 @@
 """Reading topics into an in-memory view, and pushing changes to live streams.
 
-The gateway and the driver app keep no database: they rebuild their view by
-reading their topics from the beginning (the driver-plans topic is compacted, so
-that is each vehicle's latest plan), then follow them. ``TopicReader`` is a
-consumer without a group (every replica reads everything, nothing is committed);
-``Hub`` wakes the server-sent-event streams waiting on a key.
+The gateway and the driver app rebuild their view by reading their topics, then
+follow them. ``TopicReader`` is a consumer without a group (every replica reads
+everything, nothing is committed) over every partition of its topics, from the
+beginning (the driver app: the driver-plans topic is compacted, so that is each
+vehicle's latest plan) or from a point in time (the gateway: ``since``, found with
+``offsets_for_times``, so a start-up reads only the last hours, not the whole
+retention). ``Hub`` wakes the server-sent-event streams waiting on a key.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from dispatcher.config import KafkaSettings
 from dispatcher.kafka import (
     Publisher,
+    TransportError,
     client_options,
     ensure_topics,
     start_client,
@@ -33,14 +37,46 @@ from schemas.topics import key_of
 log = logging.getLogger(__name__)
 
 
-class TopicReader:
-    """Reads the topics of some roles from their beginning; yields ``(role, event)``."""
+async def partitions_of(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (they exist: ``ensure_topics`` ran)."""
+    admin = AIOKafkaAdminClient(
+        client_id=f"{settings.client_id}-admin",
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+        **client_options(settings),
+    )
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            await admin.start()
+            described = await admin.describe_topics(list(topics))
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise TransportError(f"cannot describe topics: {exc!r}") from exc
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
+    )
 
-    def __init__(self, settings: KafkaSettings, roles: Sequence[str], client_id: str) -> None:
+
+class TopicReader:
+    """Reads the topics of some roles; yields ``(role, event)``.
+
+    From the beginning, or with ``since`` (POSIX seconds) from the first record of
+    each partition whose timestamp is at or after it (none: from the end).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        roles: Sequence[str],
+        client_id: str,
+        since: Callable[[], float] | None = None,
+    ) -> None:
         self._settings = settings
         self._role_of = {settings.topic(role): role for role in roles}
+        self._since = since
+        #: records skipped at start-up, per partition: the offset reading began at
+        self.start_offsets: dict[tuple[str, int], int] = {}
         self._consumer = AIOKafkaConsumer(
-            *self._role_of,
             group_id=None,
             client_id=client_id,
             enable_auto_commit=False,
@@ -52,7 +88,29 @@ class TopicReader:
         )
 
     async def start(self) -> None:
+        partitions = await partitions_of(self._settings, list(self._role_of))
         await start_client(self._consumer, self._settings, "reader")
+        try:
+            async with asyncio.timeout(self._settings.request_timeout_s):
+                await self._seek(partitions)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._consumer.stop()
+            raise TransportError(f"reader cannot seek: {exc!r}") from exc
+
+    async def _seek(self, partitions: list[TopicPartition]) -> None:
+        consumer = self._consumer
+        consumer.assign(partitions)
+        if self._since is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            at_ms = int(self._since() * 1000)
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, at_ms))
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                hit = found.get(tp)
+                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+        for tp in partitions:
+            self.start_offsets[(tp.topic, tp.partition)] = await consumer.position(tp)
 
     async def stop(self) -> None:
         await self._consumer.stop()

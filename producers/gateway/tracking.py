@@ -9,7 +9,9 @@ plan moves the pickup or drop-off by a minute or more) -> ``vehicle_arriving`` (
 pickup is the vehicle's next stop) -> ``vehicle_at_pickup`` -> ``boarded`` ->
 ``vehicle_at_destination`` -> ``arrived``; or ``rejected``, ``cancelled``,
 ``declined``, ``no_show``. ``confirmed`` is the passenger's acknowledgement of the
-offer: the dispatcher already treats an offer as a booking, so it is kept here only.
+offer: the dispatcher already treats an offer as a booking, so it is kept by the
+gateway only (in PostgreSQL, see ``producers/gateway/store.py``); a confirmation known
+before its ride or offer is read is applied when the offer arrives.
 Events from different topics may arrive in any order; a late event never moves
 a ride backwards.
 """
@@ -88,6 +90,8 @@ class RideBook:
     def __init__(self) -> None:
         self.rides: dict[str, RideRecord] = {}
         self.by_passenger: dict[str, list[str]] = {}
+        #: confirmations by request id, also of rides or offers not read yet
+        self.confirmations: dict[str, datetime] = {}
 
     def rides_of(self, passenger_ref: str) -> list[RideRecord]:
         return [self.rides[r] for r in self.by_passenger.get(passenger_ref, [])]
@@ -119,9 +123,20 @@ class RideBook:
         return changed
 
     def confirm(self, ride: RideRecord, at: datetime) -> None:
+        self.confirmations.setdefault(ride.request_id, at)
         if ride.status == "offered":
             ride.status = "confirmed"
-            ride.add("confirmed", at)
+            ride.add("confirmed", self.confirmations[ride.request_id])
+
+    def remember_confirmation(self, request_id: str, at: datetime) -> bool:
+        """A confirmation from elsewhere (another replica, before a restart); whether
+        the ride changed."""
+        self.confirmations.setdefault(request_id, at)
+        ride = self.rides.get(request_id)
+        if ride is None or ride.status != "offered":
+            return False
+        self.confirm(ride, at)
+        return True
 
     def _requested(self, e: RideRequestedV1) -> set[str]:
         if e.request_id in self.rides:
@@ -180,6 +195,8 @@ class RideBook:
                 ride.pickup_eta, ride.dropoff_eta = e.pickup_eta, e.dropoff_eta
                 ride.add("offered", at, **ride.offer)
                 self._assign(ride, e.vehicle_id, at)
+                if ride.status == "offered" and ride.request_id in self.confirmations:
+                    self.confirm(ride, at)
             case RideRejectedV1():
                 if self._advance(ride, "rejected"):
                     ride.reason = e.message or e.reason.value

@@ -1,7 +1,9 @@
-"""The passenger gateway and driver app over HTTP against the real Kafka broker.
+"""The passenger gateway and driver app over HTTP against the real Kafka broker and
+the real PostgreSQL server (the gateway keeps Idempotency-Keys and confirmations there).
 
-No dispatcher runs here: these prove validation, idempotency, authentication and
-authorization, and what the services publish.
+No dispatcher runs here: these prove validation, idempotency (across replicas and a
+restart), authentication and authorization, what the services publish, and that a
+gateway starting up reads only its replay window of the topics.
 """
 
 from __future__ import annotations
@@ -12,25 +14,32 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from dispatcher.config import DatabaseSettings, KafkaSettings, Settings
-from schemas.dispatch import DriverPlanV1, PlannedStop, StopAction
+from dispatcher.config import DatabaseSettings, GatewaySettings, KafkaSettings, Settings
+from dispatcher.kafka import ensure_topics
+from producers.gateway.app import create_app as gateway_app
+from producers.gateway.web import serving
+from schemas.codec import encode
+from schemas.dispatch import DriverPlanV1, PlannedStop, RideOfferedV1, StopAction
 from schemas.envelope import Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1
+from tests.integration.conftest import PgSchema
 from tests.integration.gateway_kit import PIN, Stream, bearer, services
 from tests.integration.pipeline_kit import Bus
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 BOOKING = {"origin": {"stop_id": "vs-buedelsdorf-01"}, "destination": {"stop_id": "rail-ar"}}
 
 
-def settings_for(bootstrap: str, prefix: str) -> Settings:
+def settings_for(bootstrap: str, prefix: str, pg: PgSchema, **gateway: object) -> Settings:
     return Settings(
         kafka=KafkaSettings(
             bootstrap_servers=bootstrap, topic_prefix=f"{prefix}.", client_id=prefix, partitions=1
         ),
-        database=DatabaseSettings(),
+        database=DatabaseSettings(dsn=SecretStr(pg.dsn), db_schema=pg.schema),
+        gateway=GatewaySettings.model_validate(gateway),
         metrics_port=0,
     )
 
@@ -43,10 +52,10 @@ async def passenger(client: httpx.AsyncClient) -> str:
 
 
 async def test_booking_validation_idempotency_and_privacy(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
 ) -> None:
     """422 with field errors; a retried key books once; other passengers see nothing."""
-    settings = settings_for(kafka_bootstrap, topic_prefix)
+    settings = settings_for(kafka_bootstrap, topic_prefix, pg_schema)
     async with services(settings) as (gw, _), httpx.AsyncClient(base_url=gw, timeout=30) as c:
         alice, bob = await passenger(c), await passenger(c)
 
@@ -127,9 +136,11 @@ async def test_booking_validation_idempotency_and_privacy(
     assert all(key == b"rendsburg" for key, _ in seen)
 
 
-async def test_driver_acts_only_on_own_vehicle(kafka_bootstrap: str, topic_prefix: str) -> None:
+async def test_driver_acts_only_on_own_vehicle(
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
+) -> None:
     """A driver token for one vehicle is refused on another; a wrong PIN gets no token."""
-    settings = settings_for(kafka_bootstrap, topic_prefix)
+    settings = settings_for(kafka_bootstrap, topic_prefix, pg_schema)
     async with services(settings) as (gw, drv), httpx.AsyncClient(base_url=drv, timeout=30) as c:
         wrong = await c.post(
             "/api/login", json={"vehicle_id": "bus-1", "driver_id": "d", "pin": "0"}
@@ -168,10 +179,10 @@ async def test_driver_acts_only_on_own_vehicle(kafka_bootstrap: str, topic_prefi
 
 
 async def test_reconnecting_tablet_gets_latest_plan_from_topic(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
 ) -> None:
     """A driver service started after the plans were published serves the newest one."""
-    settings = settings_for(kafka_bootstrap, topic_prefix)
+    settings = settings_for(kafka_bootstrap, topic_prefix, pg_schema)
     now = datetime.now(UTC)
     async with services(settings):  # creates the topics
         pass
@@ -211,3 +222,144 @@ async def test_reconnecting_tablet_gets_latest_plan_from_topic(
                         break
     assert view["stops"][0]["name"] == "Büdelsdorf Haltepunkt 1"
     assert view["stops"][0]["pickups"][0]["request_id"] == "r2"
+
+
+def offer_for(rid: str, now: datetime) -> RideOfferedV1:
+    here = Place(lat=54.3157, lon=9.6778, stop_id="vs-buedelsdorf-01")
+    return RideOfferedV1(
+        occurred_at=now,
+        source="test",
+        request_id=rid,
+        zone="rendsburg",
+        vehicle_id="bus-1",
+        pickup=here,
+        dropoff=here,
+        pickup_window_start=now,
+        pickup_window_end=now + timedelta(minutes=15),
+        pickup_eta=now + timedelta(minutes=5),
+        dropoff_eta=now + timedelta(minutes=20),
+        latest_dropoff=now + timedelta(minutes=40),
+    )
+
+
+async def status_becomes(c: httpx.AsyncClient, url: str, token: str, wanted: str) -> None:
+    async with asyncio.timeout(20):
+        while True:
+            if (await c.get(url, headers=bearer(token))).json().get("status") == wanted:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_idempotency_key_holds_across_replicas_and_a_restart(
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
+) -> None:
+    """Keys and confirmations are in PostgreSQL: a retry on another replica, at the
+    same moment on both, or after a restart books once; another body with the key is
+    the documented 422; a confirmation on one replica is seen on the others."""
+    settings = settings_for(kafka_bootstrap, topic_prefix, pg_schema)
+    async with (
+        serving(gateway_app(settings)) as gw1,
+        serving(gateway_app(settings)) as gw2,
+        httpx.AsyncClient(timeout=30) as c,
+    ):
+        alice = (await c.post(f"{gw1}/auth/passenger")).json()["token"]
+        key = {**bearer(alice), "Idempotency-Key": "retry-1"}
+        first = await c.post(f"{gw1}/rides", json=BOOKING, headers=key)
+        again = await c.post(f"{gw2}/rides", json=BOOKING, headers=key)
+        assert first.status_code == again.status_code == 202, again.text
+        rid = first.json()["request_id"]
+        assert again.json()["request_id"] == rid
+        assert "Idempotent-Replayed" not in first.headers
+        assert again.headers["Idempotent-Replayed"] == "true"
+        other = await c.post(f"{gw2}/rides", json={**BOOKING, "seats": 2}, headers=key)
+        assert other.status_code == 422
+        assert other.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+        both = {**bearer(alice), "Idempotency-Key": "retry-2"}
+        r1, r2 = await asyncio.gather(
+            c.post(f"{gw1}/rides", json=BOOKING, headers=both),
+            c.post(f"{gw2}/rides", json=BOOKING, headers=both),
+        )
+        assert r1.status_code == r2.status_code == 202
+        rid2 = r1.json()["request_id"]
+        assert r2.json()["request_id"] == rid2 != rid
+        assert sorted("Idempotent-Replayed" in r.headers for r in (r1, r2)) == [False, True]
+
+        async with Bus(settings) as bus:
+            await bus.send("notifications", offer_for(rid, datetime.now(UTC)))
+        await status_becomes(c, f"{gw1}/rides/{rid}", alice, "offered")
+        confirmed = await c.post(f"{gw1}/rides/{rid}/confirm", headers=bearer(alice))
+        assert confirmed.json()["status"] == "confirmed"
+        await status_becomes(c, f"{gw2}/rides/{rid}", alice, "confirmed")
+
+    async with serving(gateway_app(settings)) as gw3, httpx.AsyncClient(timeout=30) as c:
+        after = await c.post(f"{gw3}/rides", json=BOOKING, headers=key)
+        assert after.status_code == 202 and after.json()["request_id"] == rid
+        assert after.headers["Idempotent-Replayed"] == "true"
+        changed = await c.post(f"{gw3}/rides", json={**BOOKING, "seats": 3}, headers=key)
+        assert changed.status_code == 422
+        await status_becomes(c, f"{gw3}/rides/{rid}", alice, "confirmed")
+        kinds = [
+            u["kind"]
+            for u in (await c.get(f"{gw3}/rides/{rid}", headers=bearer(alice))).json()["updates"]
+        ]
+        assert kinds.count("confirmed") == 1
+
+    async with Bus(settings) as bus:
+        seen = await bus.collect("requests", lambda s: False, timeout=5)
+    booked = [e.request_id for _, e in seen if isinstance(e, RideRequestedV1)]
+    assert sorted(booked) == sorted([rid, rid2])
+
+
+async def test_start_up_reads_only_the_replay_window(
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
+) -> None:
+    """A ride older than DRT_GATEWAY__REPLAY_HOURS is not read at start-up (its records
+    are skipped by timestamp, not read and dropped); a recent one and live ones are."""
+    settings = settings_for(kafka_bootstrap, topic_prefix, pg_schema, replay_hours=1.0)
+    await ensure_topics(settings.kafka)
+    now = datetime.now(UTC)
+
+    def ride(rid: str, at: datetime) -> RideRequestedV1:
+        return RideRequestedV1(
+            occurred_at=at,
+            source="test",
+            request_id=rid,
+            passenger_ref="caller-7",
+            zone="rendsburg",
+            origin=Place(lat=54.3157, lon=9.6778),
+            destination=Place(lat=54.3023, lon=9.6711),
+        )
+
+    async with Bus(settings) as bus:
+        for event, role, at in [
+            (ride("old-1", now - timedelta(hours=3)), "requests", now - timedelta(hours=3)),
+            (
+                offer_for("old-1", now - timedelta(hours=3)),
+                "notifications",
+                now - timedelta(hours=3),
+            ),
+            (ride("new-1", now - timedelta(minutes=10)), "requests", now - timedelta(minutes=10)),
+        ]:
+            await bus.producer.send_and_wait(
+                bus.names[role],
+                encode(event),
+                key=b"rendsburg",
+                timestamp_ms=int(at.timestamp() * 1000),
+            )
+    app = gateway_app(settings)
+    async with serving(app) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as c:
+        desk = (
+            await c.post("/auth/operator", json={"username": "desk", "password": "operator"})
+        ).json()["token"]
+        await status_becomes(c, "/rides/new-1", desk, "requested")
+        assert (await c.get("/rides/old-1", headers=bearer(desk))).status_code == 404
+        assert [r["request_id"] for r in (await c.get("/rides", headers=bearer(desk))).json()] == [
+            "new-1"
+        ]
+        reader = app.state.gateway._reader
+        requests_topic = settings.kafka.topic("requests")
+        assert reader.start_offsets[(requests_topic, 0)] == 1  # old-1 was never fetched
+        async with Bus(settings) as bus:
+            await bus.send("requests", ride("live-1", datetime.now(UTC)))
+        await status_becomes(c, "/rides/live-1", desk, "requested")
