@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dispatcher.clock import to_datetime
 from dispatcher.config import Settings
-from dispatcher.kafka import ensure_topics
+from dispatcher.kafka import client_options, ensure_topics
 from producers.demand import generate_demand
 from producers.fleet import FleetSimulator, VehicleConfig
 from producers.scenario import load_scenario
@@ -81,11 +81,11 @@ async def run_demo(
     run_id = uuid.uuid4().hex[:6]
     counts: Counter[str] = Counter()
     sent: set[str] = set()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(settings.kafka))
     consumer = AIOKafkaConsumer(
         topics["driver_plans"],
         topics["notifications"],
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         group_id=f"drt-demo-{run_id}",
         auto_offset_reset="latest",
         isolation_level="read_committed",
