@@ -63,6 +63,7 @@ class InsertionState:
         self.unassigned: dict[str, str] = {}
         self.evaluations = 0
         self._bounds_cache: dict[str, tuple[list[int], ...]] = {}
+        self._columns: dict[int, tuple[list[int], list[int]]] = {}
         dist = problem.distance
         longest = max((max(row) for row in dist), default=0)
         stops = 2 * len(problem.requests) + 2 * len(problem.vehicles)
@@ -94,9 +95,17 @@ class InsertionState:
 
     # -- moves -----------------------------------------------------------------
 
-    def set_route(self, vehicle_id: str, stops: list[Sequenced]) -> bool:
-        """Replace a route if the new sequence is feasible."""
-        times = self.evaluate(self.vehicles[vehicle_id], stops)
+    def set_route(
+        self, vehicle_id: str, stops: list[Sequenced], *, well_formed: bool = False
+    ) -> bool:
+        """Replace a route if the new sequence is feasible (``well_formed``: pairing,
+        precedence, capacity and vehicle are known to hold, e.g. after removing
+        requests; only times are checked)."""
+        if well_formed:
+            self.evaluations += 1
+            times = self.scheduler.earliest(self.vehicles[vehicle_id], stops)
+        else:
+            times = self.evaluate(self.vehicles[vehicle_id], stops)
         if isinstance(times, Infeasible):
             return False
         self.seqs[vehicle_id] = stops
@@ -105,15 +114,28 @@ class InsertionState:
         return True
 
     def restore(self, seqs: Mapping[str, list[Sequenced]], unassigned: Mapping[str, str]) -> None:
-        """Reset to a snapshot (times are recomputed lazily)."""
+        """Reset to a snapshot (times are recomputed lazily; unchanged routes keep theirs)."""
+        old = self.seqs
         self.seqs = {vid: list(seq) for vid, seq in seqs.items()}
-        self.times = dict.fromkeys(self.seqs)
+        for vid, seq in self.seqs.items():
+            if old.get(vid) != seq:
+                self.times[vid] = None
+                self._bounds_cache.pop(vid, None)
         self.unassigned = dict(unassigned)
-        self._bounds_cache.clear()
 
     def evaluate(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> Times | Infeasible:
         self.evaluations += 1
         return self.scheduler.times(vehicle, stops, fast=True)
+
+    def _column(self, x: int) -> tuple[list[int], list[int]]:
+        """Travel times and distances from every location to ``x``."""
+        col = self._columns.get(x)
+        if col is None:
+            col = self._columns[x] = (
+                [row[x] for row in self.problem.duration],
+                [row[x] for row in self.problem.distance],
+            )
+        return col
 
     def allowed(self, r: Request) -> list[Vehicle]:
         if r.onboard_vehicle is not None:
@@ -177,8 +199,11 @@ class InsertionState:
         arc = [dist[loc[k]][loc[k + 1]] for k in range(n + 1)]
         return loc, svc, early, late, chain, seats, chairs, arc
 
-    def best_move(self, r: Request, bound: int | None = None) -> _Move | None:
-        """The cheapest feasible insertion of ``r`` (cost below ``bound`` if given)."""
+    def best_move(
+        self, r: Request, bound: int | None = None, vehicles: Sequence[Vehicle] | None = None
+    ) -> _Move | None:
+        """The cheapest feasible insertion of ``r`` (cost below ``bound`` if given),
+        into one of ``vehicles`` if given (else any allowed vehicle)."""
         dist = self.problem.distance
         dur = self.problem.duration
         candidates: list[tuple[int, int, str, int, int]] = []
@@ -189,7 +214,17 @@ class InsertionState:
         sp, sd = r.pickup_service, r.dropoff_service
         ride_max = r.max_ride_time
         pd, t_pd = dist[p][d], dur[p][d]
-        for v in self.allowed(r):
+        to_d, dist_to_d = self._column(d)
+        # windows tightened by what the other stop and the ride time imply (Cordeau's
+        # preprocessing): one window of a DARP request is often the whole day
+        if r.onboard_vehicle is None:
+            if ride_max is not None:
+                ep = max(ep, ed - sp - ride_max)
+            lp = min(lp, ld - sp - t_pd)
+            ed = max(ed, ep + sp + t_pd)
+            if ride_max is not None:
+                ld = min(ld, lp + sp + ride_max)
+        for v in self.allowed(r) if vehicles is None else vehicles:
             seq = self.seqs[v.id]
             n = len(seq)
             cached = self._bounds_cache.get(v.id)
@@ -211,8 +246,6 @@ class InsertionState:
             cap_s = v.seats - r.seats
             cap_c = v.wheelchairs - r.wheelchairs
             dist_p, dist_d, dur_p, dur_d = dist[p], dist[d], dur[p], dur[d]
-            to_d = [dur[x][d] for x in locs]
-            dist_to_d = [dist[x][d] for x in locs]
             for i in range(n + 1):
                 ei = early[i]
                 if ei > lp:
@@ -253,17 +286,21 @@ class InsertionState:
                         max_c = cj
                     if max_s > cap_s or max_c > cap_c:
                         break
-                    if ride_max is not None and ride0 + chain[j] + svc[j] + to_d[j] > ride_max:
+                    lj = locs[j]
+                    if ride_max is not None and ride0 + chain[j] + svc[j] + to_d[lj] > ride_max:
                         break
-                    t_d = ej + svc[j] + to_d[j]
+                    t_d = ej + svc[j] + to_d[lj]
                     if t_d < ed:  # noqa: PLR1730 (hot loop: no call)
                         t_d = ed
                     if t_d > ld or t_d + sd + dur_d[locs[j + 1]] > late[j + 1]:
                         continue
-                    delta = dp + dist_to_d[j] + dist_d[locs[j + 1]] - arc[j]
+                    delta = dp + dist_to_d[lj] + dist_d[locs[j + 1]] - arc[j]
                     candidates.append((delta, order, vid, i, j))
                     order += 1
         candidates.sort()
+        # pairs built above are well formed (capacity checked): times only; a passenger
+        # on board adds load from the start on, which the loop above does not check
+        earliest = self.scheduler.earliest if r.onboard_vehicle is None else self.evaluate
         for delta, _, vid, i, j in candidates:
             if bound is not None and delta >= bound:
                 return None
@@ -272,7 +309,8 @@ class InsertionState:
                 new = [*seq[:j], (r, D), *seq[j:]]
             else:
                 new = [*seq[:i], (r, P), *seq[i:j], (r, D), *seq[j:]]
-            times = self.evaluate(self.vehicles[vid], new)
+            self.evaluations += 1
+            times = earliest(self.vehicles[vid], new)
             if not isinstance(times, Infeasible):
                 return _Move(delta, vid, new, times)
         return None

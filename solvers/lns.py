@@ -1,9 +1,11 @@
 """Ruin-and-recreate large neighbourhood search on top of the insertion heuristic.
 
-Each iteration removes a few requests (at random, a cluster of related ones,
-or a whole route) and re-inserts them with the cheapest feasible insertion
-(ride times checked exactly by :mod:`solvers.schedule`). A worse result is
-accepted with simulated-annealing probability; the best plan is kept.
+Each iteration removes a few requests (at random, a cluster of related ones
+-- close in space and in the times their windows and ride time imply -- or a
+whole route) and re-inserts them, greedily in random order or by regret-2
+insertion (Ropke & Pisinger), ride times checked exactly by
+:mod:`solvers.schedule`. A worse result is accepted with simulated-annealing
+probability; the best plan is kept.
 
 The search is deterministic for a seed and an iteration count. With a time
 limit only, where it stops depends on the machine; :func:`lns_solve` takes
@@ -17,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from solvers.insertion import InsertionState, insertion_solve
+from solvers.insertion import InsertionState, _Move, insertion_solve
 from solvers.model import Plan, Problem, Request, SolveLimits, SolveStats, StopRef
 from solvers.schedule import Sequenced
 
@@ -27,22 +29,53 @@ class LnsParams:
     """Tunables of the search (plain data, loadable from TOML by the caller)."""
 
     min_remove: int = 2
-    max_remove: int = 12
-    max_remove_share: float = 0.25
+    max_remove: int = 20
+    max_remove_share: float = 0.3
     random_share: float = 0.3
     route_share: float = 0.1
     start_temperature: float = 0.005  # share of the start cost
     end_temperature: float = 0.0001
+    #: share of iterations that recreate by regret-k insertion (else greedy in random order)
+    regret_share: float = 0.2
+    regret: int = 2
+    regret_noise: float = 0.0
 
 
-def _related(problem: Problem, a: Request, b: Request) -> int:
+def _when(r: Request, dur: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
+    """When ``r`` is picked up and dropped off, roughly: the middle of the times both
+    windows and the ride time allow (one window of a DARP request is often the whole day)."""
+    direct = dur[r.pickup][r.dropoff]
+    ride = r.max_ride_time if r.max_ride_time is not None else 1 << 40
+    pw, dw = r.pickup_window, r.dropoff_window
+    lo = max(pw.earliest, dw.earliest - ride - r.pickup_service)
+    hi = min(pw.latest, dw.latest - r.pickup_service - direct)
+    tp = (lo + hi) // 2 if lo <= hi else lo
+    lo_d = max(dw.earliest, tp + r.pickup_service + direct)
+    hi_d = min(dw.latest, tp + r.pickup_service + ride)
+    return tp, ((lo_d + hi_d) // 2 if lo_d <= hi_d else lo_d)
+
+
+def _relatedness(problem: Problem, movable: list[Request]) -> dict[str, list[Request]]:
+    """Every request's others, most related first (Shaw: close in space and in time)."""
     dur = problem.duration
-    return (
-        dur[a.pickup][b.pickup]
-        + dur[a.dropoff][b.dropoff]
-        + abs(a.pickup_window.earliest - b.pickup_window.earliest) // 2
-        + abs(a.dropoff_window.latest - b.dropoff_window.latest) // 2
-    )
+    when = {r.id: _when(r, dur) for r in movable}
+    out: dict[str, list[Request]] = {}
+    for a in movable:
+        ta, da = when[a.id]
+        dp, dd = dur[a.pickup], dur[a.dropoff]
+
+        def key(
+            b: Request,
+            ta: int = ta,
+            da: int = da,
+            dp: tuple[int, ...] = dp,
+            dd: tuple[int, ...] = dd,
+        ) -> tuple[int, str]:
+            tb, db = when[b.id]
+            return (dp[b.pickup] + dd[b.dropoff] + abs(ta - tb) + abs(da - db), b.id)
+
+        out[a.id] = sorted(movable, key=key)
+    return out
 
 
 class Lns:
@@ -54,6 +87,7 @@ class Lns:
         self.params = params or LnsParams()
         self.movable = [r for r in state.problem.requests if r.onboard_vehicle is None]
         self.iterations = 0
+        self._related: dict[str, list[Request]] | None = None
         self.accepted = 0
         self.improved = 0
 
@@ -77,8 +111,10 @@ class Lns:
         if u < p.route_share + p.random_share:
             return rng.sample(served, q)
         seed = rng.choice(served)
-        problem = self.state.problem
-        ranked = sorted(served, key=lambda r: (_related(problem, seed, r), r.id))
+        if self._related is None:
+            self._related = _relatedness(self.state.problem, self.movable)
+        ids = {r.id for r in served}
+        ranked = [r for r in self._related[seed.id] if r.id in ids]
         # randomised: skew towards the most related (Ropke & Pisinger's p = 6)
         out: list[Request] = []
         pool = ranked
@@ -93,7 +129,7 @@ class Lns:
         for vid, seq in list(st.seqs.items()):
             if any(x.id in ids for x, _ in seq):
                 new: list[Sequenced] = [(x, k) for x, k in seq if x.id not in ids]
-                if not st.set_route(vid, new):
+                if not st.set_route(vid, new, well_formed=True):
                     return False
         for r in removed:
             st.unassigned[r.id] = "removed"
@@ -115,6 +151,51 @@ class Lns:
                 continue
             seen.add(r.id)
             st.insert(r)
+
+    def _recreate_regret(self, removed: list[Request]) -> None:
+        """Regret-k insertion (Ropke & Pisinger): insert first the request that loses most
+        by not getting its best route now; per-route best insertions are cached and
+        only the changed route is re-evaluated after each insertion."""
+        st = self.state
+        k = self.params.regret
+        big = st.mandatory_penalty
+        pending = {r.id: r for r in removed}
+        for rid in sorted(st.unassigned):
+            pending.setdefault(rid, st.scheduler.requests[rid])
+        moves: dict[str, dict[str, _Move | None]] = {}
+        for rid, r in pending.items():
+            moves[rid] = {v.id: st.best_move(r, None, (v,)) for v in st.allowed(r)}
+        noise = self.params.regret_noise
+        rng = self.rng
+        while pending:
+            pick: tuple[int, float, float, str] | None = None
+            for rid, r in pending.items():
+                costs = sorted(m.cost for m in moves[rid].values() if m is not None)
+                if not costs:
+                    continue
+                if r.penalty is not None and costs[0] > r.penalty:
+                    continue
+                regret = sum((costs[i] if i < len(costs) else big) - costs[0] for i in range(1, k))
+                score = regret * (1.0 + noise * rng.random()) if noise else float(regret)
+                key = (r.penalty is None, score, -costs[0], rid)
+                if pick is None or key > pick:
+                    pick = key
+            if pick is None:
+                break
+            rid = pick[3]
+            r = pending.pop(rid)
+            best = min(
+                (m for m in moves.pop(rid).values() if m is not None),
+                key=lambda m: (m.cost, m.vehicle_id),
+            )
+            st.apply(best)
+            st.unassigned.pop(rid, None)
+            vehicle = (st.vehicles[best.vehicle_id],)
+            for xid, x in pending.items():
+                if best.vehicle_id in moves[xid]:
+                    moves[xid][best.vehicle_id] = st.best_move(x, None, vehicle)
+        for rid, r in pending.items():
+            st.unassigned[rid] = st.reason(r, r.penalty is not None)
 
     def run(
         self, deadline: float, max_iterations: int | None = None, stop_when_complete: bool = False
@@ -146,7 +227,10 @@ class Lns:
             if not self._ruin(removed):
                 st.restore(current[1], current[2])
                 continue
-            self._recreate(removed)
+            if self.rng.random() < p.regret_share:
+                self._recreate_regret(removed)
+            else:
+                self._recreate(removed)
             new_cost = st.total_cost()
             delta = new_cost - current[0]
             if delta <= 0 or (temp > 0 and self.rng.random() < math.exp(-delta / temp)):
