@@ -315,6 +315,93 @@ class InsertionState:
                 return _Move(delta, vid, new, times)
         return None
 
+    def _cached_bounds(self, v: Vehicle) -> tuple[list[int], ...]:
+        cached = self._bounds_cache.get(v.id)
+        if cached is None:
+            cached = self._bounds_cache[v.id] = self._bounds(v, self.seqs[v.id])
+        return cached
+
+    def exchange_tails(self, fixed: frozenset[str] = frozenset()) -> int:
+        """2-opt* between routes: swap the tails of two routes after points where both
+        vehicles are empty (so every pickup stays with its drop-off), best move first,
+        until no swap saves distance. Routes holding requests in ``fixed`` are left
+        alone. Returns the saving."""
+        dist, dur = self.problem.distance, self.problem.duration
+        vehicles = [
+            v for v in self.problem.vehicles if not any(x.id in fixed for x, _ in self.seqs[v.id])
+        ]
+        saved = 0
+        while True:
+            info = []
+            for v in vehicles:
+                locs, svc, early, late, _c, seats, chairs, arc = self._cached_bounds(v)
+                n = len(locs) - 2
+                prefix = [0] * (n + 1)
+                for k in range(1, n + 1):
+                    prefix[k] = prefix[k - 1] + arc[k - 1]
+                cuts = [k for k in range(n + 1) if seats[k] == 0 and chairs[k] == 0]
+                # earliest departure after each cut, latest start of each stop (both
+                # without ride times: a necessary condition for the joined routes)
+                out = [early[k] + svc[k] for k in range(n + 1)]
+                cost = self.route_cost(v, self.seqs[v.id])
+                info.append((v, locs, n, prefix, cuts, cost, out, late))
+            moves: list[tuple[int, int, int, int, int]] = []
+            for ia in range(len(info)):
+                va, la, na, pa, ca, cost_a, out_a, late_a = info[ia]
+                ea = va.end
+                for ib in range(ia + 1, len(info)):
+                    vb, lb, nb, pb, cb, cost_b, out_b, late_b = info[ib]
+                    eb = vb.end
+                    same_end = ea == eb and va.end_time == vb.end_time
+                    if not (na or nb):
+                        continue
+                    for i in ca:
+                        ai = la[i]
+                        for j in cb:
+                            if (i == na and j == nb) or (i == 0 and j == 0):
+                                continue
+                            bj = lb[j]
+                            # new A: A[:i] + B[j:]; new B: B[:j] + A[i:]
+                            if j < nb:
+                                new_a = pa[i] + dist[ai][lb[j + 1]] + pb[nb] - pb[j + 1]
+                                new_a += dist[lb[nb]][ea]
+                            else:
+                                new_a = pa[i] + dist[ai][ea]
+                            if i < na:
+                                new_b = pb[j] + dist[bj][la[i + 1]] + pa[na] - pa[i + 1]
+                                new_b += dist[la[na]][eb]
+                            else:
+                                new_b = pb[j] + dist[bj][eb]
+                            if i + nb - j:
+                                new_a += va.fixed_cost
+                            if j + na - i:
+                                new_b += vb.fixed_cost
+                            delta = new_a + new_b - cost_a - cost_b
+                            if delta < 0 and same_end:
+                                if out_a[i] + dur[ai][lb[j + 1]] > late_b[j + 1]:
+                                    continue
+                                if out_b[j] + dur[bj][la[i + 1]] > late_a[i + 1]:
+                                    continue
+                            if delta < 0:
+                                moves.append((delta, ia, ib, i, j))
+            moves.sort()
+            for delta, ia, ib, i, j in moves:
+                va, vb = info[ia][0], info[ib][0]
+                sa, sb = self.seqs[va.id], self.seqs[vb.id]
+                seq_a, seq_b = [*sa[:i], *sb[j:]], [*sb[:j], *sa[i:]]
+                ta = self.evaluate(va, seq_a)
+                if isinstance(ta, Infeasible):
+                    continue
+                tb = self.evaluate(vb, seq_b)
+                if isinstance(tb, Infeasible):
+                    continue
+                self.apply(_Move(0, va.id, seq_a, ta))
+                self.apply(_Move(0, vb.id, seq_b, tb))
+                saved -= delta
+                break
+            else:
+                return saved
+
     def apply(self, move: _Move) -> None:
         self.seqs[move.vehicle_id] = move.stops
         self.times[move.vehicle_id] = move.times

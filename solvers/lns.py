@@ -4,7 +4,9 @@ Each iteration removes a few requests (at random, a cluster of related ones
 -- close in space and in the times their windows and ride time imply -- or a
 whole route) and re-inserts them, greedily in random order or by regret-2
 insertion (Ropke & Pisinger), ride times checked exactly by
-:mod:`solvers.schedule`. A worse result is accepted with simulated-annealing
+:mod:`solvers.schedule`, then swaps route tails where both vehicles are empty
+(2-opt*, :meth:`~solvers.insertion.InsertionState.exchange_tails`) while that
+saves distance. A worse result is accepted with simulated-annealing
 probability; the best plan is kept.
 
 The search is deterministic for a seed and an iteration count. With a time
@@ -39,6 +41,8 @@ class LnsParams:
     regret_share: float = 0.2
     regret: int = 2
     regret_noise: float = 0.0
+    #: swap route tails (2-opt*) to a local optimum after every recreate
+    tails: bool = True
 
 
 def _when(r: Request, dur: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
@@ -231,6 +235,8 @@ class Lns:
                 self._recreate_regret(removed)
             else:
                 self._recreate(removed)
+            if p.tails:
+                st.exchange_tails()
             new_cost = st.total_cost()
             delta = new_cost - current[0]
             if delta <= 0 or (temp > 0 and self.rng.random() < math.exp(-delta / temp)):

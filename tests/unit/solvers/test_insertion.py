@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from solvers.check import check_plan
-from solvers.insertion import insert_request, insertion_solve
+from solvers.insertion import InsertionState, insert_request, insertion_solve
 from solvers.model import (
     Plan,
     Problem,
     Request,
     RouteHint,
     SolveLimits,
+    SolveStats,
     StopKind,
     StopRef,
     TimeWindow,
@@ -129,3 +130,26 @@ def test_small_benchmark_served_feasibly(cordeau_ab: Path):
     plan = insertion_solve(inst.problem, LIMITS)
     assert plan.unassigned == ()
     assert check_plan(inst.problem, plan) == []
+
+
+def test_exchange_tails_swaps_route_ends_where_both_vehicles_are_empty():
+    """v serves a (1->2) then b (8->9), w serves c (8->9) then d (1->2) (3800 m): swapping
+    tails where the vehicles are empty ends with one vehicle serving all four
+    (e.g. 0-1-2-8-9-8-9-1-2-0, 2200 m)."""
+    vehicles = (Vehicle("v", 0, 0, seats=2), Vehicle("w", 0, 0, seats=2))
+    requests = (Request("a", 1, 2), Request("b", 8, 9), Request("c", 8, 9), Request("d", 1, 2))
+    problem = line_problem(requests, vehicles=vehicles)
+    state = InsertionState(problem)
+    r = {x.id: x for x in requests}
+    assert state.set_route("v", [(r["a"], P), (r["a"], D), (r["b"], P), (r["b"], D)])
+    assert state.set_route("w", [(r["c"], P), (r["c"], D), (r["d"], P), (r["d"], D)])
+    before = state.total_cost()
+    assert state.exchange_tails(fixed=frozenset({"a"})) == 0  # v is fixed: nothing to swap
+    assert before == 3800
+    saved = state.exchange_tails()
+    assert saved == 1600
+    assert state.total_cost() == before - saved
+    plan = state.plan(SolveStats("test", state.total_cost(), 0.0))
+    assert check_plan(problem, plan) == []
+    (used,) = [route for route in plan.routes if route.stops]
+    assert used.distance == 2200
