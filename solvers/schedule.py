@@ -132,7 +132,7 @@ class Scheduler:
             return structure
         origin, limit, fixed = structure
         if fast:
-            return self._earliest(vehicle, stops, origin, limit, fixed)
+            return self.earliest(vehicle, stops)
         dur = self.duration
         n = len(stops)
         m = n + 1
@@ -302,15 +302,12 @@ class Scheduler:
             return Infeasible("precedence", "a pickup without its drop-off")
         return origin, limit, fixed
 
-    def _earliest(
-        self,
-        vehicle: Vehicle,
-        stops: Sequence[Sequenced],
-        origin: list[int],
-        limit: list[int | None],
-        fixed: list[int],
-    ) -> Times | Infeasible:
+    def earliest(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> Times | Infeasible:
         """The earliest feasible schedule, or why there is none (exact).
+
+        The sequence must be well formed (pairing, precedence, capacity and
+        vehicle checked by the caller, as :meth:`times` does): this checks
+        times only, for the insertion heuristics' inner loop.
 
         Every constraint but the latest starts is a lower bound ``x_v >= x_u + w``
         (ride times and the route duration bound the pickup and the departure
@@ -328,13 +325,20 @@ class Scheduler:
         e = [vehicle.start_time] * (m + 1)
         lat = [vehicle.end_time] * (m + 1)
         pick = StopKind.PICKUP
+        picked: dict[str, int] = {}
+        # (drop-off position, pickup position or -1 on board, limit, picked_up_at)
+        rides: list[tuple[int, int, int, int]] = []
         for k, (r, kind) in enumerate(stops, start=1):
             if kind is pick:
                 loc[k], svc[k] = r.pickup, r.pickup_service
                 w = r.pickup_window
+                picked[r.id] = k
             else:
                 loc[k], svc[k] = r.dropoff, r.dropoff_service
                 w = r.dropoff_window
+                if r.max_ride_time is not None:
+                    p = picked.get(r.id, -1)
+                    rides.append((k, p, r.max_ride_time, r.picked_up_at or 0))
             e[k], lat[k] = w.earliest, w.latest
         loc[m] = vehicle.end
         b = [0] * (m + 1)
@@ -354,7 +358,6 @@ class Scheduler:
                 return Infeasible("time_window", f"{r.id} {kind.value} at {t} > {lat[k]}")
             b[k] = t
             prev = here
-        rides = [(d, origin[d], x, fixed[d]) for d in range(1, m) if (x := limit[d]) is not None]
         max_duration = vehicle.max_duration
         for _ in range(4 * m + 8):
             src = -1
@@ -392,6 +395,10 @@ class Scheduler:
                 rt = b[drop] - b[src] - svc[src]
                 return Infeasible("ride_time", f"{r.id} rides {rt} > {lim}")
         # not settled within the cap (never seen): the exact network decides
+        origin, fixed = [-1] * (m + 1), [0] * (m + 1)
+        limit: list[int | None] = [None] * (m + 1)
+        for d, p, x, start in rides:
+            origin[d], limit[d], fixed[d] = p, x, start
         travel = [0] * (m + 1)
         for k in range(1, m + 1):
             travel[k] = dur[loc[k - 1]][loc[k]]
