@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -344,20 +345,29 @@ class InsertionState:
                 # without ride times: a necessary condition for the joined routes)
                 out = [early[k] + svc[k] for k in range(n + 1)]
                 cost = self.route_cost(v, self.seqs[v.id])
-                info.append((v, locs, n, prefix, cuts, cost, out, late))
+                # both non-decreasing along the route: bisectable
+                out_cut = [out[k] for k in cuts]
+                late_next = [late[k + 1] for k in cuts]
+                info.append((v, locs, n, prefix, cuts, cost, out, late, out_cut, late_next))
             moves: list[tuple[int, int, int, int, int]] = []
             for ia in range(len(info)):
-                va, la, na, pa, ca, cost_a, out_a, late_a = info[ia]
+                va, la, na, pa, ca, cost_a, out_a, late_a, _oa, _la = info[ia]
                 ea = va.end
                 for ib in range(ia + 1, len(info)):
-                    vb, lb, nb, pb, cb, cost_b, out_b, late_b = info[ib]
+                    vb, lb, nb, pb, cb, cost_b, out_b, late_b, out_cut_b, late_next_b = info[ib]
                     eb = vb.end
                     same_end = ea == eb and va.end_time == vb.end_time
                     if not (na or nb):
                         continue
                     for i in ca:
                         ai = la[i]
-                        for j in cb:
+                        if same_end:  # B's tail must start after A's head, and vice versa
+                            lo = bisect_left(late_next_b, out_a[i])
+                            hi = bisect_right(out_cut_b, late_a[i + 1])
+                            cuts_b = cb[lo:hi]
+                        else:
+                            cuts_b = cb
+                        for j in cuts_b:
                             if (i == na and j == nb) or (i == 0 and j == 0):
                                 continue
                             bj = lb[j]
