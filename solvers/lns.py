@@ -1,8 +1,8 @@
 """Ruin-and-recreate large neighbourhood search on top of the insertion heuristic.
 
-Each iteration removes a few requests (at random, a cluster of related ones
--- close in space and in the times their windows and ride time imply -- or a
-whole route) and re-inserts them, greedily in random order or by regret-2
+Each iteration removes a few requests (at random, the most expensive ones, a
+cluster of related ones -- close in space and in the times their windows and
+ride time imply -- or a whole route) and re-inserts them, greedily in random order or by regret-2
 insertion (Ropke & Pisinger), ride times checked exactly by
 :mod:`solvers.schedule`, then swaps route tails where both vehicles are empty
 (2-opt*, :meth:`~solvers.insertion.InsertionState.exchange_tails`) while that
@@ -22,8 +22,18 @@ import time
 from dataclasses import dataclass
 
 from solvers.insertion import InsertionState, _Move, insertion_solve
-from solvers.model import Plan, Problem, Request, SolveLimits, SolveStats, StopRef
+from solvers.model import (
+    Plan,
+    Problem,
+    Request,
+    SolveLimits,
+    SolveStats,
+    StopKind,
+    StopRef,
+)
 from solvers.schedule import Sequenced
+
+P = StopKind.PICKUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +43,10 @@ class LnsParams:
     min_remove: int = 2
     max_remove: int = 20
     max_remove_share: float = 0.3
-    random_share: float = 0.3
+    random_share: float = 0.15
     route_share: float = 0.1
+    #: remove the requests that cost most where they are (Ropke & Pisinger's worst removal)
+    worst_share: float = 0.15
     start_temperature: float = 0.005  # share of the start cost
     end_temperature: float = 0.0001
     #: share of iterations that recreate by regret-k insertion (else greedy in random order)
@@ -114,6 +126,8 @@ class Lns:
             return [r for r in served if r.id in ids]
         if u < p.route_share + p.random_share:
             return rng.sample(served, q)
+        if u < p.route_share + p.random_share + p.worst_share:
+            return self._worst(served, q)
         seed = rng.choice(served)
         if self._related is None:
             self._related = _relatedness(self.state.problem, self.movable)
@@ -125,6 +139,36 @@ class Lns:
         while len(out) < q and pool:
             k = int(len(pool) * rng.random() ** 6)
             out.append(pool.pop(k))
+        return out
+
+    def _worst(self, served: list[Request], q: int) -> list[Request]:
+        """``q`` requests whose removal saves most distance, randomised (p = 3)."""
+        st = self.state
+        dist = st.problem.distance
+        saving: dict[str, int] = {}
+        for vid, seq in st.seqs.items():
+            if not seq:
+                continue
+            v = st.vehicles[vid]
+            locs = [v.start, *(x.pickup if k is P else x.dropoff for x, k in seq), v.end]
+            where: dict[str, list[int]] = {}
+            for pos, (x, _k) in enumerate(seq, start=1):
+                where.setdefault(x.id, []).append(pos)
+            for rid, positions in where.items():
+                total = 0
+                if len(positions) == 2 and positions[1] == positions[0] + 1:
+                    i = positions[0]
+                    a, pp, dd, b = locs[i - 1], locs[i], locs[i + 1], locs[i + 2]
+                    total = dist[a][pp] + dist[pp][dd] + dist[dd][b] - dist[a][b]
+                else:
+                    for i in positions:
+                        a, c, b = locs[i - 1], locs[i], locs[i + 1]
+                        total += dist[a][c] + dist[c][b] - dist[a][b]
+                saving[rid] = total
+        ranked = sorted(served, key=lambda r: (-saving.get(r.id, 0), r.id))
+        out: list[Request] = []
+        while len(out) < q and ranked:
+            out.append(ranked.pop(int(len(ranked) * self.rng.random() ** 3)))
         return out
 
     def _ruin(self, removed: list[Request]) -> bool:

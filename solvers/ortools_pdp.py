@@ -75,7 +75,14 @@ LNS_SHARE = 0.6
 RIDE_TIME_LNS_SHARE = 1.0
 #: The LNS without ride times (PDPTW, vehicles first): smaller ruins, greedy
 #: recreate only, no tail exchanges -- as tuned on Li & Lim before the DARP work.
-PDPTW_LNS = LnsParams(max_remove=12, max_remove_share=0.25, regret_share=0.0, tails=False)
+PDPTW_LNS = LnsParams(
+    max_remove=12,
+    max_remove_share=0.25,
+    random_share=0.3,
+    worst_share=0.0,
+    regret_share=0.0,
+    tails=False,
+)
 
 
 @dataclass(slots=True)
