@@ -10,13 +10,15 @@ reads a clock or touches Kafka or PostgreSQL.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from dispatcher.batching import BatchPolicy
 from dispatcher.clock import to_datetime, to_timestamp
-from dispatcher.geo import LatLon, TravelModel, haversine_m
+from dispatcher.geo import LatLon, TravelModel, haversine_m, haversine_many
 from dispatcher.planning import (
     BREAK_PREFIX,
     BatchJob,
@@ -50,7 +52,7 @@ from schemas.vehicle import (
     ShiftStartedV1,
 )
 from solvers.insertion import insert_request, insertion_solve
-from solvers.model import Plan, SolveLimits, SolveStats, StopKind, StopRef
+from solvers.model import Plan, SolveLimits, SolveStats, StopKind, StopRef, TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,11 @@ class CoreConfig:
     #: rejected for lack of a vehicle: try later pickups in these steps, this many times
     alternative_step_s: int = 1800
     alternative_tries: int = 4
+    #: immediate insertion tries the vehicles nearest the pickup in groups of this many
+    #: (the first group that can take the ride wins), at most ``insertion_groups``
+    #: groups (0: all); ``insertion_candidates`` 0: every vehicle at once
+    insertion_candidates: int = 5
+    insertion_groups: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in {"batch", "immediate"}:
@@ -204,47 +211,70 @@ class DispatchCore:
             alternative_pickup=to_datetime(alternative) if alternative is not None else None,
         )
 
-    def _reject_no_vehicle(self, ride: Ride, now: float) -> RideRejectedV1:
+    def _reject_no_vehicle(
+        self, ride: Ride, now: float, nearest: BatchJob | None = None
+    ) -> RideRejectedV1:
         message = "no vehicle can serve this ride within the time window"
         if ride.replanned_from is not None:
             message = f"vehicle {ride.replanned_from} is out of service and no other can take it"
-        alternative = self.alternative_pickup(ride, now)
+        alternative = self.alternative_pickup(ride, now, nearest)
         return self._reject(ride, RejectionReason.NO_VEHICLE, message, now, alternative)
 
-    def alternative_pickup(self, ride: Ride, now: float) -> float | None:
+    def alternative_pickup(
+        self, ride: Ride, now: float, nearest: BatchJob | None = None
+    ) -> float | None:
         """A later pickup time the current routes could take (by insertion), or None.
 
         Tries the pickup window shifted by ``alternative_step_s``, up to
-        ``alternative_tries`` times; nothing is reserved.
+        ``alternative_tries`` times, with the vehicles nearest the pickup (a
+        suggestion, not a search of the whole fleet); nothing is reserved.
+        ``nearest`` is the insertion problem of the ride with those vehicles, if
+        already built.
         """
         cfg = self.config
         if ride.latest_dropoff is not None or cfg.alternative_tries <= 0:
             return None  # an arrival booking: a later pickup misses the arrival
-        saved = (ride.earliest_pickup, ride.latest_pickup, ride.status)
-        width = max(0.0, ride.latest_pickup - ride.earliest_pickup)
-        try:
-            ride.status = RideStatus.PENDING
-            for k in range(1, cfg.alternative_tries + 1):
-                ride.earliest_pickup = saved[0] + k * cfg.alternative_step_s
-                ride.latest_pickup = ride.earliest_pickup + width
-                if not self.in_service_hours(ride.earliest_pickup):
-                    continue
-                job = build_problem(self.state, [ride.request_id], now, self.travel, cfg.planning)
-                plan = self._insertion(job, ride.request_id)
-                if plan is None or plan_problems(job, plan):
-                    continue
-                for route in plan.routes:
-                    for stop in route.stops:
-                        if stop.request_id == ride.request_id and stop.kind.value == "pickup":
-                            return float(job.epoch + stop.service_start)
+        if nearest is None:
+            saved = ride.status
+            ride.status = RideStatus.PENDING  # as a new request in the problem
+            try:
+                group = self._candidate_groups(ride, now)[0]
+                nearest = build_problem(
+                    self.state, [ride.request_id], now, self.travel, cfg.planning, group
+                )
+            finally:
+                ride.status = saved
+        problem = nearest.problem
+        request = next((r for r in problem.requests if r.id == ride.request_id), None)
+        if request is None:
             return None
-        finally:
-            ride.earliest_pickup, ride.latest_pickup, ride.status = saved
+        for k in range(1, cfg.alternative_tries + 1):
+            shift = k * cfg.alternative_step_s
+            if not self.in_service_hours(ride.earliest_pickup + shift):
+                continue
+            window = request.pickup_window
+            later = replace(
+                request, pickup_window=TimeWindow(window.earliest + shift, window.latest + shift)
+            )
+            requests = tuple(later if r is request else r for r in problem.requests)
+            job = replace(nearest, problem=replace(problem, requests=requests))
+            plan = self._insertion(job, ride.request_id, repair=False)
+            if plan is None or plan_problems(job, plan):
+                continue
+            for route in plan.routes:
+                for stop in route.stops:
+                    if stop.request_id == ride.request_id and stop.kind.value == "pickup":
+                        return float(job.epoch + stop.service_start)
+        return None
 
     # -- immediate mode ------------------------------------------------------------------
 
-    def _insertion(self, job: BatchJob, request_id: str) -> Plan | None:
-        """The current routes with ``request_id`` inserted cheaply (None: impossible)."""
+    def _insertion(self, job: BatchJob, request_id: str, repair: bool = True) -> Plan | None:
+        """The current routes with ``request_id`` inserted cheaply (None: impossible).
+
+        When no place fits and ``repair``, a short insertion search may rebuild the
+        routes around it, but never drops anything they already hold.
+        """
         problem = job.problem
         if all(r.id != request_id for r in problem.requests):
             return None  # no vehicle on shift takes new rides
@@ -257,7 +287,7 @@ class DispatchCore:
                 if with_break is not None:
                     current = with_break
         plan = insert_request(problem, current, request_id)
-        if plan is None:
+        if plan is None and repair:
             # The routes as they stand may be infeasible (delays): repair them all, but
             # never at the cost of what they already hold (a break included).
             before = {s.request_id for r in problem.hint for s in r.stops}
@@ -268,26 +298,66 @@ class DispatchCore:
                 return None
         return plan
 
+    def _candidate_groups(self, ride: Ride, now: float) -> list[list[str]]:
+        """Vehicles on shift, nearest to the pickup first, in groups for insertion.
+
+        A vehicle's distance is the shortest straight line from where it is or any
+        stop it will visit to the pickup: cheap, and the vehicles that can take a
+        ride cheaply are almost always among the nearest. Problem size (its matrix
+        is quadratic in the stops) then grows with the group, not with the fleet,
+        and the vehicles beyond ``insertion_groups`` groups, too far to pick the
+        ride up in time or at a sensible cost, are not tried (as in MATSim's DRT
+        insertion search, which also limits the vehicles it considers).
+        """
+        on_shift = [v for v in self.state.vehicles.values() if v.active and v.shift_end > now]
+        size = self.config.insertion_candidates
+        if size <= 0 or len(on_shift) <= size:
+            return [sorted(v.vehicle_id for v in on_shift)]
+
+        owner: list[int] = []
+        points: list[LatLon] = []
+        for i, v in enumerate(on_shift):
+            points.append(v.position)
+            points.extend(s.location for s in v.stops)
+            owner.extend([i] * (1 + len(v.stops)))
+        metres = haversine_many(points, ride.origin)
+        nearest = np.full(len(on_shift), np.inf)
+        np.minimum.at(nearest, np.asarray(owner), metres)
+        order = sorted(range(len(on_shift)), key=lambda i: (nearest[i], on_shift[i].vehicle_id))
+        ranked = [on_shift[i] for i in order]
+        groups = [[v.vehicle_id for v in ranked[i : i + size]] for i in range(0, len(ranked), size)]
+        return groups[: self.config.insertion_groups or None]
+
+    def _insert_nearest(self, ride: Ride, now: float) -> tuple[BatchJob, Plan] | BatchJob:
+        """``ride`` inserted into the routes of the nearest vehicle group that can take it.
+
+        Only the nearest group may have its routes rebuilt around the ride (the
+        costly part of a rejection). Returns the job and plan, or, when no group
+        can take the ride, the nearest group's job (for an alternative offer).
+        """
+        nearest: BatchJob | None = None
+        for group in self._candidate_groups(ride, now):
+            job = build_problem(
+                self.state, [ride.request_id], now, self.travel, self.config.planning, group
+            )
+            job = replace(job, kind="insert")
+            plan = self._insertion(job, ride.request_id, repair=nearest is None)
+            if plan is not None and not plan_problems(job, plan):
+                return job, plan
+            nearest = nearest or job
+        assert nearest is not None  # there is always one group, if an empty one
+        return nearest
+
     def _insert_now(self, request_ids: list[str], now: float) -> list[Event]:
         """Answer requests at once: insert each into the routes, offer or reject."""
         outputs: list[Event] = []
         for rid in request_ids:
             ride = self.state.rides[rid]
-            job = build_problem(self.state, [rid], now, self.travel, self.config.planning)
-            job = BatchJob(
-                job.problem,
-                job.epoch,
-                job.new_ids,
-                job.locked,
-                job.points,
-                job.snapshot,
-                "insert",
-            )
-            plan = self._insertion(job, rid)
-            if plan is None or plan_problems(job, plan):
-                outputs.append(self._reject_no_vehicle(ride, now))
+            found = self._insert_nearest(ride, now)
+            if isinstance(found, BatchJob):
+                outputs.append(self._reject_no_vehicle(ride, now, found))
                 continue
-            outputs.extend(self.complete(job, plan, now))
+            outputs.extend(self.complete(*found, now))
         return _dedupe_plans(outputs)
 
     def _requested(self, e: RideRequestedV1, now: float) -> Handled:

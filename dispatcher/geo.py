@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +34,16 @@ def haversine_m(a: LatLon, b: LatLon) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
+def haversine_many(points: list[LatLon], to: LatLon) -> np.ndarray[Any, Any]:
+    """Great-circle metres from each of ``points`` to ``to`` (vectorised)."""
+    lat = np.radians(np.fromiter((p.lat for p in points), float, len(points)))
+    lon = np.radians(np.fromiter((p.lon for p in points), float, len(points)))
+    lat0, lon0 = math.radians(to.lat), math.radians(to.lon)
+    h = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat) * math.cos(lat0) * np.sin((lon - lon0) / 2) ** 2
+    result: np.ndarray[Any, Any] = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    return result
+
+
 def interpolate(a: LatLon, b: LatLon, fraction: float) -> LatLon:
     """The point ``fraction`` of the way from ``a`` to ``b`` (fine for short legs)."""
     f = min(1.0, max(0.0, fraction))
@@ -41,6 +51,12 @@ def interpolate(a: LatLon, b: LatLon, fraction: float) -> LatLon:
 
 
 Matrix = tuple[tuple[int, ...], ...]
+
+
+def as_matrix(values: np.ndarray[Any, Any]) -> Matrix:
+    """A float array rounded to the integer matrix the solvers index (``tolist`` is C-fast)."""
+    rows: list[list[int]] = np.rint(values).astype(np.int64).tolist()
+    return tuple(map(tuple, rows))
 
 
 class TravelModel(Protocol):
@@ -75,6 +91,4 @@ class CrowFliesTravel:
         )
         metres = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h))) * self.detour_factor
         seconds = metres / (self.speed_kmh / 3.6)
-        dist = tuple(tuple(int(x) for x in row) for row in np.rint(metres).astype(np.int64))
-        dur = tuple(tuple(int(x) for x in row) for row in np.rint(seconds).astype(np.int64))
-        return dur, dist
+        return as_matrix(seconds), as_matrix(metres)

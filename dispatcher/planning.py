@@ -9,8 +9,9 @@ plan that comes back is prefixed with it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dispatcher.geo import LatLon, TravelModel, interpolate
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
@@ -130,8 +131,14 @@ def build_problem(
     now: float,
     travel: TravelModel,
     cfg: PlanningConfig,
+    only: Collection[str] | None = None,
 ) -> BatchJob:
-    """The routing problem for all open rides plus the new batch, from ``now``."""
+    """The routing problem for all open rides plus the new batch, from ``now``.
+
+    With ``only``, just those vehicles and the rides they hold (the new batch may
+    go to any of them): the immediate mode's small problem of one request and its
+    nearest vehicles.
+    """
     epoch = int(now)
 
     def rel(t: float) -> int:
@@ -147,6 +154,8 @@ def build_problem(
     lock_pickup_time: dict[str, int] = {}
 
     for v in sorted(state.vehicles.values(), key=lambda v: v.vehicle_id):
+        if only is not None and v.vehicle_id not in only:
+            continue
         has_work = bool(v.stops or v.onboard)
         on_shift = v.active and v.shift_end > now
         if not (on_shift or has_work):
@@ -215,21 +224,29 @@ def build_problem(
         hints.append(RouteHint(v.vehicle_id, tuple(refs)))
 
     vehicle_ids = {v.id for v in vehicles}
-    for ride in sorted(state.open_rides(), key=lambda r: r.request_id):
+    if only is None:
+        rides = state.open_rides()
+    else:  # the rides the chosen vehicles hold, found without a scan of every ride
+        held = [state.vehicles[vid] for vid in vehicle_ids]
+        wanted = {*new_ids, *(s.request_id for v in held for s in v.stops)}
+        wanted.update(rid for v in held for rid in v.onboard)
+        rides = [r for rid in wanted if (r := state.rides.get(rid)) and not r.status.final]
+    for ride in sorted(rides, key=lambda r: r.request_id):
         if ride.status is RideStatus.PENDING and ride.request_id not in new_ids:
             continue
+        if ride.status is not RideStatus.PENDING and ride.vehicle_id not in vehicle_ids:
+            continue  # another vehicle's (``only``), or its vehicle is gone: re-planned apart
         pickup_svc = service_time(ride, cfg, StopKind.PICKUP)
         dropoff_svc = service_time(ride, cfg, StopKind.DROPOFF)
-        common = Request(
-            id=ride.request_id,
-            pickup=loc(ride.origin),
-            dropoff=loc(ride.destination),
-            seats=ride.seats,
-            wheelchairs=ride.wheelchairs,
-            pickup_service=pickup_svc,
-            dropoff_service=dropoff_svc,
-            max_ride_time=ride.max_ride_s,
-        )
+        common: dict[str, Any] = {
+            "id": ride.request_id,
+            "pickup": loc(ride.origin),
+            "dropoff": loc(ride.destination),
+            "seats": ride.seats,
+            "wheelchairs": ride.wheelchairs,
+            "pickup_service": pickup_svc,
+            "dropoff_service": dropoff_svc,
+        }
         vehicle = ride.vehicle_id
         if ride.status is RideStatus.ONBOARD or ride.request_id in lock_pickup_time:
             if vehicle not in vehicle_ids:
@@ -249,8 +266,8 @@ def build_problem(
             else:
                 picked, max_ride = lock_pickup_time[ride.request_id], ride.max_ride_s
             requests.append(
-                replace(
-                    common,
+                Request(
+                    **common,
                     dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
                     onboard_vehicle=vehicle,
                     picked_up_at=picked,
@@ -262,8 +279,9 @@ def build_problem(
                 continue  # re-planned separately (vehicle gone)
             assert ride.promised_pickup is not None
             requests.append(
-                replace(
-                    common,
+                Request(
+                    **common,
+                    max_ride_time=ride.max_ride_s,
                     pickup_window=TimeWindow(
                         rel(ride.promised_pickup[0]),
                         max(rel(ride.promised_pickup[1]), rel(ride.pickup_eta or 0)),
@@ -282,8 +300,9 @@ def build_problem(
                 else TimeWindow()
             )
             requests.append(
-                replace(
-                    common,
+                Request(
+                    **common,
+                    max_ride_time=ride.max_ride_s,
                     pickup_window=pickup,
                     dropoff_window=dropoff,
                     penalty=cfg.unserved_penalty,
@@ -305,7 +324,11 @@ def build_problem(
         name=f"batch@{epoch}",
         early_service=True,
     )
-    snapshot = {v.vehicle_id: v.stop_refs() for v in state.vehicles.values()}
+    snapshot = {
+        v.vehicle_id: v.stop_refs()
+        for v in state.vehicles.values()
+        if only is None or v.vehicle_id in only
+    }
     return BatchJob(
         problem,
         epoch,

@@ -65,7 +65,7 @@ from pydantic import ValidationError
 from dispatcher.clock import Clock, SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.core import DispatchCore
-from dispatcher.geo import CrowFliesTravel, LatLon, haversine_m
+from dispatcher.geo import LatLon, haversine_m
 from dispatcher.kafka import (
     Consumer,
     Record,
@@ -126,8 +126,7 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        d = settings.dispatch
-        self.travel = CrowFliesTravel(detour_factor=d.detour_factor, speed_kmh=d.speed_kmh)
+        self.travel = settings.travel_model()
         self.topics = settings.kafka.topic_names()
         self._role_of_topic = {name: role for role, name in self.topics.items()}
         self.core = DispatchCore(settings.core_config(), self.travel)

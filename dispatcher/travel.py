@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from dispatcher.geo import EARTH_RADIUS_M, CrowFliesTravel, LatLon, Matrix, TravelModel
+from dispatcher.geo import (
+    EARTH_RADIUS_M,
+    CrowFliesTravel,
+    LatLon,
+    Matrix,
+    TravelModel,
+    as_matrix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +51,6 @@ def _haversine_matrix(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.nd
     )
     result: np.ndarray[Any, Any] = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
     return result
-
-
-def _as_matrix(values: np.ndarray[Any, Any]) -> Matrix:
-    return tuple(tuple(int(x) for x in row) for row in np.rint(values).astype(np.int64))
 
 
 def leg_from_matrix(model: TravelModel, a: LatLon, b: LatLon) -> tuple[int, int]:
@@ -159,7 +162,7 @@ class AreaTravel:
         u, r = self.urban, self.rural
         urban_m, rural_m = crow * share * u.detour_factor, crow * (1 - share) * r.detour_factor
         seconds = urban_m / (u.speed_kmh / 3.6) + rural_m / (r.speed_kmh / 3.6)
-        return _as_matrix(seconds), _as_matrix(urban_m + rural_m)
+        return as_matrix(seconds), as_matrix(urban_m + rural_m)
 
 
 class MatrixTravel:
@@ -214,7 +217,7 @@ class MatrixTravel:
         idx = self._index(points)
         if all(i is not None for i in idx):
             ii = np.array(idx, dtype=np.int64)
-            return _as_matrix(self._dur[np.ix_(ii, ii)]), _as_matrix(self._dist[np.ix_(ii, ii)])
+            return as_matrix(self._dur[np.ix_(ii, ii)]), as_matrix(self._dist[np.ix_(ii, ii)])
         fb_dur, fb_dist = self.fallback.matrix(points)
         dur = [list(r) for r in fb_dur]
         dist = [list(r) for r in fb_dist]
