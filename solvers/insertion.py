@@ -247,7 +247,10 @@ class InsertionState:
             cap_s = v.seats - r.seats
             cap_c = v.wheelchairs - r.wheelchairs
             dist_p, dist_d, dur_p, dur_d = dist[p], dist[d], dur[p], dur[d]
-            for i in range(n + 1):
+            # latest starts only grow along the route: before the first stop that may
+            # start after the pickup's service no pickup fits
+            first = bisect_left(late, ep + sp, 1, n + 2) - 1
+            for i in range(first if first > 0 else 0, n + 1):
                 ei = early[i]
                 if ei > lp:
                     break  # earliest starts only grow along the route

@@ -359,11 +359,14 @@ class Scheduler:
             b[k] = t
             prev = here
         max_duration = vehicle.max_duration
+        n_rides = len(rides)
+        first = 0  # rides before this one hold (a push at src moves only what follows)
         for _ in range(4 * m + 8):
             src = -1
             target = drop = lim = 0
             reason = ""
-            for d, p, x, start in rides:
+            for ri in range(first, n_rides):
+                d, p, x, start = rides[ri]
                 if p < 0:
                     if b[d] - start > x:  # b is a lower bound: nothing helps
                         r, _kind = stops[d - 1]
@@ -387,6 +390,9 @@ class Scheduler:
                 if t > lat[k]:
                     return self._infeasible(reason, stops, b, svc, src, lim, max_duration, m)
                 b[k] = t
+            first = 0
+            while first < n_rides and rides[first][0] <= src:
+                first += 1
             if reason == "max_duration":
                 if max_duration is not None and b[m] - b[0] > max_duration:
                     return Infeasible("max_duration", f"{b[m] - b[0]} > {max_duration}")
