@@ -5,10 +5,12 @@ and declined offers ``RideCancelledV1``. The gateway reads the requests,
 notifications, driver-plans and vehicle-events topics into a
 :class:`~producers.gateway.tracking.RideBook`, at start-up from
 ``DRT_GATEWAY__REPLAY_HOURS`` ago (by record timestamp, not from the beginning), so any
-replica can answer for any ride of that window. Idempotency-Keys and confirmations
-live in PostgreSQL (:mod:`producers.gateway.store`), shared by the replicas and kept
-over restarts. Phone bookings by an operator use the same endpoints with an operator
-token.
+replica can answer for any ride of that window. Rides still open but requested earlier
+(pre-bookings) are loaded from the dispatcher's tables in PostgreSQL before the topics
+are read, and a ride the book does not know is looked up there for its owner.
+Idempotency-Keys and confirmations live in PostgreSQL (:mod:`producers.gateway.store`),
+shared by the replicas and kept over restarts. Phone bookings by an operator use the
+same endpoints with an operator token.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, status
@@ -47,6 +49,8 @@ KEEPALIVE_S = 15.0
 #: A retry whose key another call (here or on another replica) holds waits this long
 #: for that booking to be read before it publishes it again (same ids: a redelivery).
 IN_FLIGHT_WAIT_S = 5.0
+#: Start-up loads the open rides requested before the replay window plus this.
+LOAD_MARGIN = timedelta(minutes=10)
 _IDEMPOTENCY_NS = uuid.UUID("6f1c2a8e-4d0b-4c51-9a57-2b8f1e6d9c30")
 
 
@@ -222,12 +226,21 @@ class Gateway(KafkaFront):
 
     @contextlib.asynccontextmanager
     async def database(self) -> AsyncIterator[GatewayStore]:
-        """PostgreSQL for the block; confirmations of the replay window loaded."""
+        """PostgreSQL for the block; the confirmations of the replay window and the open
+        rides requested before it loaded (before the topics are read: whatever the
+        tables do not show yet comes after the replay start)."""
         db = await GatewayStore.connect(self.settings.database)
         try:
             since = to_datetime(self.replay_from())
             for request_id, at in (await db.confirmations(since=since)).items():
                 self.ledger.remember_confirmation(request_id, at)
+            # Rides requested in the window are rebuilt from the topics, with their
+            # whole history; the margin covers clocks of replicas that differ a little
+            # (a ride both loaded and replayed is fine: replayed events it reflects
+            # change nothing).
+            stored = await db.open_rides(requested_before=since + LOAD_MARGIN)
+            loaded = sum(self.ledger.restore(ride) for ride in stored)
+            log.info("loaded %d open rides from the dispatcher's tables", loaded)
             self.db = db
             yield db
         finally:
@@ -345,7 +358,10 @@ class Gateway(KafkaFront):
                 ["header", "Idempotency-Key"],
                 "this Idempotency-Key was used for a different booking",
             )
-        if not claim.mine and await self._read_here(claim.request_id, IN_FLIGHT_WAIT_S):
+        if not claim.mine and (
+            await self.load_ride(claim.request_id, caller)
+            or await self._read_here(claim.request_id, IN_FLIGHT_WAIT_S)
+        ):
             return claim.request_id, True
         try:
             await self.publish(event)
@@ -360,8 +376,23 @@ class Gateway(KafkaFront):
             log.warning("cannot mark key of %s published: %s", request_id, exc)
         return request_id, not claim.mine
 
-    def ride_for(self, request_id: str, caller: Principal) -> RideRecord:
+    async def load_ride(self, request_id: str, caller: Principal) -> bool:
+        """A ride the book does not know, from the dispatcher's tables if it is open and
+        the caller's (operators: anyone's); whether the book has it now."""
+        if request_id in self.ledger.rides:
+            return True
+        if caller.role not in (Role.PASSENGER, Role.OPERATOR) or len(request_id) > 200:
+            return False
+        owner = caller.subject if caller.role is Role.PASSENGER else None
+        for stored in await self.store().open_rides(request_id, owner):
+            if self.ledger.restore(stored):
+                log.info("loaded ride %s from the dispatcher's tables", request_id)
+                self.hub.notify(request_id)
+        return request_id in self.ledger.rides
+
+    async def ride_for(self, request_id: str, caller: Principal) -> RideRecord:
         """The ride, if the caller may see it; otherwise 404 (existence is not revealed)."""
+        await self.load_ride(request_id, caller)
         ride = self.ledger.rides.get(request_id)
         allowed = ride is not None and (
             caller.role is Role.OPERATOR
@@ -497,14 +528,14 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     @app.get("/rides/{request_id}", tags=["rides"], responses={404: {"description": "not yours"}})
     async def ride(request_id: str, caller: Caller) -> RideOut:
         """A ride: status, offer, ETAs and every update so far."""
-        ride = gateway.ride_for(request_id, caller)
+        ride = await gateway.ride_for(request_id, caller)
         await gateway.sync_confirmations([ride])
         return RideOut.of(ride)
 
     @app.post("/rides/{request_id}/confirm", tags=["rides"])
     async def confirm(request_id: str, caller: Caller) -> RideOut:
         """Accept the offer (the dispatcher already holds the seat; this is the receipt)."""
-        ride = gateway.ride_for(request_id, caller)
+        ride = await gateway.ride_for(request_id, caller)
         if ride.status not in ("offered", "confirmed"):
             raise HTTPException(status.HTTP_409_CONFLICT, f"the ride is {ride.status}")
         at = await gateway.store().confirm(request_id, to_datetime(gateway.clock.now()))
@@ -515,7 +546,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     @app.post("/rides/{request_id}/decline", tags=["rides"])
     async def decline(request_id: str, caller: Caller) -> RideOut:
         """Decline the offer: the ride is cancelled and the seat freed."""
-        ride = gateway.ride_for(request_id, caller)
+        ride = await gateway.ride_for(request_id, caller)
         await gateway.sync_confirmations([ride])
         if ride.status != "offered":
             raise HTTPException(status.HTTP_409_CONFLICT, f"the ride is {ride.status}")
@@ -525,7 +556,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
     @app.post("/rides/{request_id}/cancel", tags=["rides"])
     async def cancel(request_id: str, caller: Caller, body: CancelIn | None = None) -> RideOut:
         """Cancel a ride before boarding."""
-        ride = gateway.ride_for(request_id, caller)
+        ride = await gateway.ride_for(request_id, caller)
         if ride.final or ride.status == "boarded":
             raise HTTPException(status.HTTP_409_CONFLICT, f"the ride is {ride.status}")
         await gateway.cancel(ride, (body.reason if body else None) or "cancelled by passenger")
@@ -548,7 +579,7 @@ def create_app(settings: Settings, clock: SystemClock | None = None) -> FastAPI:
         Reconnecting with ``Last-Event-ID`` resumes after that update. The stream ends
         after a final update (arrived, rejected, cancelled, declined, no_show).
         """
-        ride = gateway.ride_for(request_id, caller)
+        ride = await gateway.ride_for(request_id, caller)
         await gateway.sync_confirmations([ride])
 
         async def stream() -> AsyncIterator[str]:

@@ -4,11 +4,18 @@ Shared by every gateway replica and kept over restarts, so a booking retried on
 another replica or after a restart is still one booking, and a confirmation is
 seen everywhere. The tables come with the dispatcher's migrations
 (``dispatcher/migrations/003_gateway.sql``); the gateway applies them too.
+
+The gateway also reads (never writes) the dispatcher's own tables: :meth:`open_rides`
+returns the rides not yet finished, cancelled or rejected (``rides``), with their
+request (``requests``), the offers sent (``outcomes``) and any confirmation, so a ride
+requested before the replay window is still known after a restart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Self
@@ -18,6 +25,64 @@ import asyncpg
 from dispatcher.clock import to_datetime
 from dispatcher.config import DatabaseSettings
 from dispatcher.store import Store, StoreError, ssl_option
+from producers.gateway.tracking import StoredRide
+from schemas.codec import DecodeError, decode
+from schemas.dispatch import RideOfferedV1
+from schemas.passenger import RideRequestedV1
+
+log = logging.getLogger(__name__)
+
+#: The dispatcher's ride statuses that are not final (``dispatcher.state.RideStatus``).
+OPEN_STATUSES = ("pending", "offered", "onboard")
+
+_OPEN_RIDES = (
+    "SELECT q.payload::text AS request, r.status, r.vehicle_id, r.data::text AS state,"
+    " r.updated_at, c.confirmed_at,"
+    " (SELECT coalesce(json_agg(o.payload ORDER BY o.created_at, o.event_id), '[]')::text"
+    "  FROM outcomes o WHERE o.request_id = r.request_id AND o.kind = 'offered') AS offers"
+    " FROM rides r JOIN requests q ON q.request_id = r.request_id"
+    " LEFT JOIN gateway_confirmations c ON c.request_id = r.request_id"
+    " WHERE r.status = ANY($1::text[])"
+    " AND ($2::text IS NULL OR r.request_id = $2)"
+    " AND ($3::text IS NULL OR q.payload->>'passenger_ref' = $3)"
+    " AND ($4::timestamptz IS NULL OR (q.payload->>'occurred_at')::timestamptz < $4)"
+)
+
+
+def _at(value: object) -> dt.datetime | None:
+    return to_datetime(float(value)) if isinstance(value, int | float) else None
+
+
+def stored_ride(row: Any) -> StoredRide | None:
+    """A ride row of :data:`_OPEN_RIDES`; None (logged) if its request is unreadable."""
+    try:
+        request = decode("requests", row["request"].encode())
+    except DecodeError as exc:
+        log.warning("stored request cannot be read: %s", exc.reason)
+        return None
+    if not isinstance(request, RideRequestedV1):
+        return None
+    offers = []
+    for payload in json.loads(row["offers"]):
+        try:
+            offer = decode("notifications", json.dumps(payload).encode())
+        except DecodeError as exc:
+            log.warning("stored offer of %s cannot be read: %s", request.request_id, exc.reason)
+            continue
+        if isinstance(offer, RideOfferedV1):
+            offers.append(offer)
+    state = json.loads(row["state"])
+    return StoredRide(
+        request=request,
+        status=row["status"],
+        offers=offers,
+        vehicle_id=row["vehicle_id"],
+        pickup_eta=_at(state.get("pickup_eta")),
+        dropoff_eta=_at(state.get("dropoff_eta")),
+        picked_up_at=_at(state.get("picked_up_at")),
+        updated_at=row["updated_at"],
+        confirmed_at=row["confirmed_at"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +230,23 @@ class GatewayStore:
             since,
         )
         return {r["request_id"]: r["confirmed_at"] for r in rows}
+
+    async def open_rides(
+        self,
+        request_id: str | None = None,
+        passenger_ref: str | None = None,
+        requested_before: dt.datetime | None = None,
+    ) -> list[StoredRide]:
+        """The dispatcher's rides that are still open (pending, offered, on board): all,
+        or only ``request_id``, only ``passenger_ref``'s (as in the ride's request, the
+        identity the gateway checks ownership by), only those requested (the request
+        event's ``occurred_at``) before ``requested_before``. Read-only."""
+        rows = await self._run(
+            "fetch",
+            _OPEN_RIDES,
+            list(OPEN_STATUSES),
+            request_id,
+            passenger_ref,
+            requested_before,
+        )
+        return [ride for row in rows if (ride := stored_ride(row)) is not None]

@@ -14,6 +14,13 @@ gateway only (in PostgreSQL, see ``producers/gateway/store.py``); a confirmation
 before its ride or offer is read is applied when the offer arrives.
 Events from different topics may arrive in any order; a late event never moves
 a ride backwards.
+
+``RideBook.restore(stored)`` seeds a ride from the dispatcher's PostgreSQL tables
+(:class:`StoredRide`, read by ``producers/gateway/store.py``): a ride still open but
+requested before the gateway's replay window. Its stored request and offers are the
+events themselves (their event ids are remembered, so a replay of them changes
+nothing); the current ETAs, the vehicle and "on board" come from the dispatcher's ride
+state. Topic events then continue from there.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ class RideRecord:
     dropoff_eta: datetime | None = None
     reason: str | None = None
     arriving_reported: bool = False
+    boarded_at: datetime | None = None
     updates: list[Update] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
@@ -78,6 +86,25 @@ class RideRecord:
 
     def add(self, kind: str, at: datetime, **data: Any) -> None:
         self.updates.append(Update(len(self.updates) + 1, kind, at, data))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRide:
+    """An open ride as the dispatcher keeps it in PostgreSQL.
+
+    ``status`` is the dispatcher's (pending, offered, onboard); ``offers`` are the
+    offers it sent, oldest first; times are the dispatcher's current estimates.
+    """
+
+    request: RideRequestedV1
+    status: str
+    offers: list[RideOfferedV1]
+    vehicle_id: str | None = None
+    pickup_eta: datetime | None = None
+    dropoff_eta: datetime | None = None
+    picked_up_at: datetime | None = None
+    updated_at: datetime | None = None
+    confirmed_at: datetime | None = None
 
 
 def _minute(t: datetime | None) -> int | None:
@@ -136,6 +163,35 @@ class RideBook:
         if ride is None or ride.status != "offered":
             return False
         self.confirm(ride, at)
+        return True
+
+    def restore(self, stored: StoredRide) -> bool:
+        """Seed a ride from the dispatcher's tables; False if the book has it already."""
+        request = stored.request
+        if request.request_id in self.rides:
+            return False
+        self._requested(request)
+        ride = self.rides[request.request_id]
+        at = stored.updated_at or request.occurred_at
+        if stored.confirmed_at is not None:
+            self.confirmations.setdefault(ride.request_id, stored.confirmed_at)
+        for offer in sorted(stored.offers, key=lambda o: o.occurred_at):
+            if offer.request_id == ride.request_id:
+                ride.seen.add(str(offer.event_id))
+                self._ride_event(ride, offer)
+        if stored.vehicle_id is not None:
+            self._assign(ride, stored.vehicle_id, at)
+        pickup = stored.pickup_eta or ride.pickup_eta
+        dropoff = stored.dropoff_eta or ride.dropoff_eta
+        if (_minute(pickup), _minute(dropoff)) != (
+            _minute(ride.pickup_eta),
+            _minute(ride.dropoff_eta),
+        ):
+            ride.pickup_eta, ride.dropoff_eta = pickup, dropoff
+            ride.add("eta", at, pickup_eta=pickup, dropoff_eta=dropoff)
+        if stored.status == "onboard" and self._advance(ride, "boarded"):
+            ride.boarded_at = stored.picked_up_at or at
+            ride.add("boarded", ride.boarded_at, vehicle_id=ride.vehicle_id)
         return True
 
     def _requested(self, e: RideRequestedV1) -> set[str]:
@@ -209,12 +265,15 @@ class RideBook:
             case ArrivedAtStopV1():
                 if ride.final:
                     return
+                if ride.boarded_at is not None and at < ride.boarded_at:
+                    return  # the pickup arrival, read after the boarding
                 if ride.status == "boarded":
                     ride.add("vehicle_at_destination", at, vehicle_id=e.vehicle_id)
                 else:
                     ride.add("vehicle_at_pickup", at, vehicle_id=e.vehicle_id)
             case PassengerBoardedV1():
                 if self._advance(ride, "boarded"):
+                    ride.boarded_at = at
                     ride.add("boarded", at, vehicle_id=e.vehicle_id)
             case PassengerAlightedV1():
                 if self._advance(ride, "completed"):

@@ -1,9 +1,10 @@
 """The passenger gateway and driver app over HTTP against the real Kafka broker and
 the real PostgreSQL server (the gateway keeps Idempotency-Keys and confirmations there).
 
-No dispatcher runs here: these prove validation, idempotency (across replicas and a
-restart), authentication and authorization, what the services publish, and that a
-gateway starting up reads only its replay window of the topics.
+These prove validation, idempotency (across replicas and a restart), authentication
+and authorization, what the services publish, and that a gateway starting up reads
+only its replay window of the topics. Only the last test runs a dispatcher: a ride
+requested before the replay window is loaded from the dispatcher's tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -24,9 +26,10 @@ from schemas.codec import encode
 from schemas.dispatch import DriverPlanV1, PlannedStop, RideOfferedV1, StopAction
 from schemas.envelope import Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1
+from schemas.vehicle import ArrivedAtStopV1, PassengerBoardedV1
 from tests.integration.conftest import PgSchema
 from tests.integration.gateway_kit import PIN, Stream, bearer, services
-from tests.integration.pipeline_kit import Bus
+from tests.integration.pipeline_kit import Bus, make_settings, running, shift
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -363,3 +366,115 @@ async def test_start_up_reads_only_the_replay_window(
         async with Bus(settings) as bus:
             await bus.send("requests", ride("live-1", datetime.now(UTC)))
         await status_becomes(c, "/rides/live-1", desk, "requested")
+
+
+async def test_open_rides_older_than_the_replay_window_come_from_the_database(
+    kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema
+) -> None:
+    """A pre-booking whose request and offer are older than the replay window is loaded
+    from the dispatcher's tables at start-up (offer, vehicle, confirmation; later "on
+    board") and follows live events; one the dispatcher answers only after the start is
+    looked up for its owner. Other passengers still get 404."""
+    settings = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
+    short = settings.model_copy(update={"gateway": GatewaySettings(replay_hours=2 / 3600)})
+    pickup_at = datetime.now(UTC) + timedelta(hours=2)
+    prebooking = {**BOOKING, "requested_time": pickup_at.isoformat()}
+
+    async with serving(gateway_app(settings)) as gw, httpx.AsyncClient(timeout=30) as c:
+        alice = (await c.post(f"{gw}/auth/passenger")).json()["token"]
+        bob = (await c.post(f"{gw}/auth/passenger")).json()["token"]
+        async with running(settings):
+            async with Bus(settings) as bus:
+                await bus.send("vehicle_events", shift("bus-1", datetime.now(UTC)))
+            booked = await c.post(f"{gw}/rides", json=prebooking, headers=bearer(alice))
+            assert booked.status_code == 202, booked.text
+            rid = booked.json()["request_id"]
+            await status_becomes(c, f"{gw}/rides/{rid}", alice, "offered")
+            confirmed = await c.post(f"{gw}/rides/{rid}/confirm", headers=bearer(alice))
+            assert confirmed.json()["status"] == "confirmed"
+        # The dispatcher is down: this booking is on the topic, not in its tables yet.
+        late = await c.post(f"{gw}/rides", json=prebooking, headers=bearer(alice))
+        assert late.status_code == 202
+        late_id = late.json()["request_id"]
+    await asyncio.sleep(3)  # both requests and the offer are now outside the window
+
+    app = gateway_app(short)
+    async with serving(app) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as c:
+        reader = app.state.gateway._reader
+        requests_topic = short.kafka.topic("requests")
+        skipped = sum(n for (t, _), n in reader.start_offsets.items() if t == requests_topic)
+        assert skipped == 2  # neither request was read from the topic
+
+        ride = (await c.get(f"/rides/{rid}", headers=bearer(alice))).json()
+        assert ride["status"] == "confirmed"
+        assert ride["vehicle_id"] == "bus-1"
+        assert ride["offer"]["vehicle_id"] == "bus-1"
+        assert ride["pickup_eta"] is not None
+        assert datetime.fromisoformat(ride["requested_time"]) == pickup_at
+        kinds = [u["kind"] for u in ride["updates"]]
+        assert kinds[:4] == ["requested", "offered", "vehicle_assigned", "confirmed"]
+        assert [r["request_id"] for r in (await c.get("/rides", headers=bearer(alice))).json()] == [
+            rid
+        ]
+        assert (await c.get(f"/rides/{rid}", headers=bearer(bob))).status_code == 404
+        assert (await c.get(f"/rides/{rid}/events", headers=bearer(bob))).status_code == 404
+        assert (await c.post(f"/rides/{rid}/cancel", headers=bearer(bob))).status_code == 404
+        assert (await c.get("/rides", headers=bearer(bob))).json() == []
+
+        stream = Stream(c, f"/rides/{rid}/events", alice)
+        try:
+            await stream.until("confirmed")
+            async with running(settings):
+                # The dispatcher answers the late booking now; its offer passes the
+                # gateway, which does not know the ride: the owner's request loads it.
+                assert (await c.get(f"/rides/{late_id}", headers=bearer(bob))).status_code == 404
+                await status_becomes(c, f"/rides/{late_id}", alice, "offered")
+                assert (await c.get(f"/rides/{late_id}", headers=bearer(bob))).status_code == 404
+
+                here = Place(lat=54.3157, lon=9.6778, stop_id="vs-buedelsdorf-01")
+                vehicle = {"source": "test", "vehicle_id": "bus-1", "zone": "rendsburg"}
+                async with Bus(short) as bus:
+                    await bus.send(
+                        "vehicle_events",
+                        ArrivedAtStopV1(
+                            **vehicle,
+                            occurred_at=datetime.now(UTC),
+                            position=here,
+                            request_ids=[rid],
+                        ),
+                    )
+                    await stream.until("vehicle_at_pickup")
+                    await bus.send(
+                        "vehicle_events",
+                        PassengerBoardedV1(
+                            **vehicle, occurred_at=datetime.now(UTC), request_id=rid
+                        ),
+                    )
+                    await stream.until("boarded")
+                await dispatcher_status_becomes(pg_schema, rid, "onboard")
+        finally:
+            await stream.close()
+        assert "vehicle_at_destination" not in stream.kinds()
+    await asyncio.sleep(3)
+
+    async with serving(gateway_app(short)) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as c:
+        ride = (await c.get(f"/rides/{rid}", headers=bearer(alice))).json()
+        assert ride["status"] == "boarded"
+        assert "boarded" in [u["kind"] for u in ride["updates"]]
+        mine = {r["request_id"] for r in (await c.get("/rides", headers=bearer(alice))).json()}
+        assert mine == {rid, late_id}
+        assert (await c.get(f"/rides/{rid}", headers=bearer(bob))).status_code == 404
+
+
+async def dispatcher_status_becomes(pg: PgSchema, request_id: str, wanted: str) -> None:
+    """Wait until the dispatcher's ``rides`` row has ``wanted`` as its status."""
+    conn = await asyncpg.connect(pg.dsn, server_settings={"search_path": pg.schema})
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                query = "SELECT status FROM rides WHERE request_id = $1"
+                if await conn.fetchval(query, request_id) == wanted:
+                    return
+                await asyncio.sleep(0.1)
+    finally:
+        await conn.close()

@@ -8,7 +8,7 @@ import pytest
 
 from producers.gateway.auth import Role, TokenError, TokenSigner
 from producers.gateway.stops import StopIndex
-from producers.gateway.tracking import DECLINE_REASON, RideBook
+from producers.gateway.tracking import DECLINE_REASON, RideBook, StoredRide
 from schemas.dispatch import DriverPlanV1, PlannedStop, RideOfferedV1, StopAction
 from schemas.envelope import Place
 from schemas.passenger import RideCancelledV1, RideRequestedV1
@@ -122,6 +122,69 @@ def test_decline_is_a_cancellation_with_its_own_status() -> None:
     assert book.rides["r1"].status == "declined"
     assert book.rides_of("p1")[0].request_id == "r1"
     assert book.rides_of("p2") == []
+
+
+def test_restored_ride_continues_with_the_topics() -> None:
+    """A ride seeded from the dispatcher's tables (on board, confirmed, a later ETA) is
+    not changed by a replay of what the tables already reflect, then follows new events."""
+    book = RideBook()
+    request, offer = requested(), offered()
+    stored = StoredRide(
+        request=request,
+        status="onboard",
+        offers=[offer],
+        vehicle_id="bus-1",
+        pickup_eta=T0 + timedelta(minutes=5),
+        dropoff_eta=T0 + timedelta(minutes=14),
+        picked_up_at=T0 + timedelta(minutes=6),
+        updated_at=T0 + timedelta(minutes=6),
+        confirmed_at=T0 + timedelta(minutes=1),
+    )
+    assert book.restore(stored)
+    assert not book.restore(stored)
+    ride = book.rides["r1"]
+    assert ride.status == "boarded"
+    assert [u.kind for u in ride.updates] == [
+        "requested",
+        "offered",
+        "vehicle_assigned",
+        "confirmed",
+        "eta",
+        "boarded",
+    ]
+    assert ride.dropoff_eta == T0 + timedelta(minutes=14)
+    assert [r.request_id for r in book.rides_of("p1")] == ["r1"]
+
+    def arrived(minutes: int) -> ArrivedAtStopV1:
+        return ArrivedAtStopV1(
+            occurred_at=T0 + timedelta(minutes=minutes),
+            source="t",
+            vehicle_id="bus-1",
+            zone="rendsburg",
+            position=A,
+            request_ids=["r1"],
+        )
+
+    boarded = PassengerBoardedV1(
+        occurred_at=T0 + timedelta(minutes=6),
+        source="t",
+        vehicle_id="bus-1",
+        zone="rendsburg",
+        request_id="r1",
+    )
+    for replayed in (request, offer, arrived(5), boarded):
+        assert book.apply(replayed) == set()
+    assert book.apply(arrived(14)) == {"r1"}
+    assert ride.updates[-1].kind == "vehicle_at_destination"
+    alighted = PassengerAlightedV1(
+        occurred_at=T0 + timedelta(minutes=15),
+        source="t",
+        vehicle_id="bus-1",
+        zone="rendsburg",
+        request_id="r1",
+    )
+    assert book.apply(alighted) == {"r1"}
+    assert (ride.status, ride.updates[-1].kind) == ("completed", "arrived")
 
 
 def test_nearby_stops_nearest_first() -> None:
