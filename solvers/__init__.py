@@ -4,8 +4,9 @@ Entry points (all pure: no I/O, no logging, no clock but their own time limit):
 
 * :func:`solvers.ortools_pdp.ortools_solve` ``(problem, limits, *, seed=0) -> Plan``:
   the main solver (insertion start, ruin-and-recreate, then OR-Tools guided local
-  search; final times from the scheduler). Falls back to the insertion plan with
-  ``stats.fallback=True`` when OR-Tools finds nothing.
+  search; final times from the scheduler). With ride times (DARP) the
+  ruin-and-recreate search gets the whole budget and OR-Tools is skipped. Falls
+  back to the insertion plan with ``stats.fallback=True`` when OR-Tools finds nothing.
 * :func:`solvers.insertion.insertion_solve` ``(problem, limits, *, seed=0) -> Plan``:
   fast cheapest feasible insertion; the fallback. Keeps hinted routes.
 * :func:`solvers.insertion.insert_request` ``(problem, routes, request) -> Plan | None``:

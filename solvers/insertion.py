@@ -198,7 +198,24 @@ class InsertionState:
             seats[k], chairs[k] = ns, nc
         dist = self.problem.distance
         arc = [dist[loc[k]][loc[k + 1]] for k in range(n + 1)]
-        return loc, svc, early, late, chain, seats, chairs, arc
+        # the same bounds with ride times and the route duration: the earliest and the
+        # latest feasible schedule of the route (an insertion only adds constraints)
+        known = self.times.get(v.id) if seq is self.seqs.get(v.id) else None
+        schedule = known if known is not None or not seq else self.scheduler.earliest(v, seq)
+        tight_early = schedule.start if isinstance(schedule, Times) else early
+        tight_late = self.scheduler.latest(v, seq) if seq else None
+        return (
+            loc,
+            svc,
+            early,
+            late,
+            chain,
+            seats,
+            chairs,
+            arc,
+            tight_early,
+            late if tight_late is None else tight_late,
+        )
 
     def best_move(
         self, r: Request, bound: int | None = None, vehicles: Sequence[Vehicle] | None = None
@@ -231,7 +248,7 @@ class InsertionState:
             cached = self._bounds_cache.get(v.id)
             if cached is None:
                 cached = self._bounds_cache[v.id] = self._bounds(v, seq)
-            locs, svc, early, late, chain, seats, chairs, arc = cached
+            locs, svc, _e, _l, chain, seats, chairs, arc, early, late = cached
             base = 0 if seq else v.fixed_cost
             vid = v.id
             if r.onboard_vehicle is not None:
@@ -338,7 +355,7 @@ class InsertionState:
         while True:
             info = []
             for v in vehicles:
-                locs, svc, early, late, _c, seats, chairs, arc = self._cached_bounds(v)
+                locs, svc, early, late, _c, seats, chairs, arc, _te, _tl = self._cached_bounds(v)
                 n = len(locs) - 2
                 prefix = [0] * (n + 1)
                 for k in range(1, n + 1):

@@ -413,6 +413,75 @@ class Scheduler:
             return Infeasible("ride_time", "no schedule meets every ride time")
         return Times(loc, svc, exact)
 
+    def latest(self, vehicle: Vehicle, stops: Sequence[Sequenced]) -> list[int] | None:
+        """The latest feasible service starts (positions 0 .. m), or None if none exist.
+
+        The mirror of :meth:`earliest`: every constraint but the earliest starts is
+        an upper bound (``x_{k-1} <= x_k - s - t``, ``x_d <= x_p + s_p + L``,
+        ``x_m <= x_0 + T``), so lowering one start at a time to the bound it
+        violates and propagating backward gives the greatest solution. Any
+        schedule of a longer sequence containing these stops in this order
+        (triangle inequality assumed) starts each of them no later.
+        """
+        dur = self.duration
+        m = len(stops) + 1
+        loc = [vehicle.start] * (m + 1)
+        svc = [0] * (m + 1)
+        e = [vehicle.start_time] * (m + 1)
+        lat = [vehicle.end_time] * (m + 1)
+        picked: dict[str, int] = {}
+        rides: list[tuple[int, int, int]] = []
+        for k, (r, kind) in enumerate(stops, start=1):
+            if kind is StopKind.PICKUP:
+                loc[k], svc[k] = r.pickup, r.pickup_service
+                w = r.pickup_window
+                picked[r.id] = k
+                e[k], lat[k] = w.earliest, w.latest
+            else:
+                loc[k], svc[k] = r.dropoff, r.dropoff_service
+                w = r.dropoff_window
+                e[k], lat[k] = w.earliest, w.latest
+                if r.max_ride_time is not None:
+                    p = picked.get(r.id, -1)
+                    if p < 0:
+                        lat[k] = min(lat[k], (r.picked_up_at or 0) + r.max_ride_time)
+                    else:
+                        rides.append((k, p, r.max_ride_time + r.pickup_service))
+        loc[m] = vehicle.end
+        step = [0] * (m + 1)
+        for k in range(1, m + 1):
+            step[k] = svc[k - 1] + dur[loc[k - 1]][loc[k]]
+        x = list(lat)
+        for k in range(m - 1, -1, -1):
+            bound = x[k + 1] - step[k + 1]
+            x[k] = min(x[k], bound)
+        for k in range(m + 1):
+            if x[k] < e[k]:
+                return None
+        max_duration = vehicle.max_duration
+        for _ in range(4 * m + 8):
+            dst = -1
+            target = 0
+            for d, p, room in rides:
+                if x[d] > x[p] + room:
+                    dst, target = d, x[p] + room
+                    break
+            if dst < 0:
+                if max_duration is None or x[m] - x[0] <= max_duration:
+                    return x
+                dst, target = m, x[0] + max_duration
+            if target < e[dst]:
+                return None
+            x[dst] = t = target
+            for k in range(dst - 1, -1, -1):
+                t -= step[k + 1]
+                if t >= x[k]:
+                    break
+                if t < e[k]:
+                    return None
+                x[k] = t
+        return None
+
     @staticmethod
     def _infeasible(
         reason: str,

@@ -10,7 +10,7 @@ from solvers.insertion import insert_request, insertion_solve
 from solvers.lns import lns_solve
 from solvers.model import Plan, Problem, SolveLimits, StopKind, StopRef
 from solvers.ortools_pdp import ortools_solve
-from solvers.schedule import Infeasible, Scheduler, Sequenced, schedule_route
+from solvers.schedule import Infeasible, Scheduler, Sequenced, Times, schedule_route
 from tests.unit.solvers.kit import random_problem
 
 LIMITS = SolveLimits(5.0)
@@ -118,7 +118,8 @@ def test_insert_request_keeps_plans_feasible(problem: Problem):
 @given(problems, st.randoms(use_true_random=False))
 def test_fast_feasibility_agrees_with_the_full_scheduler(problem: Problem, rnd):
     """The earliest-schedule check (``fast=True``) accepts exactly what the full
-    scheduler accepts, and its schedule passes the checker."""
+    scheduler accepts; the earliest and the latest schedule pass the checker and
+    bracket the full scheduler's."""
     scheduler = Scheduler(problem)
     vehicle = problem.vehicles[0]
     pool = [r for r in problem.requests if r.onboard_vehicle in (None, vehicle.id)]
@@ -133,9 +134,15 @@ def test_fast_feasibility_agrees_with_the_full_scheduler(problem: Problem, rnd):
             stops.insert(rnd.randint(0, len(stops)), (r, StopKind.DROPOFF))
     fast = scheduler.times(vehicle, stops, fast=True)
     full = scheduler.times(vehicle, stops)
+    latest = scheduler.latest(vehicle, stops)
     assert isinstance(fast, Infeasible) == isinstance(full, Infeasible)
+    # times only (no capacity or pairing check), like Scheduler.earliest
+    assert (latest is None) == isinstance(scheduler.earliest(vehicle, stops), Infeasible)
     if isinstance(fast, Infeasible):
         return
+    assert latest is not None
+    assert all(a <= b for a, b in zip(fast.start, latest, strict=True))
+    assert all(a <= b for a, b in zip(full.start, latest, strict=True))
     sub = Problem(
         problem.duration,
         problem.distance,
@@ -143,3 +150,5 @@ def test_fast_feasibility_agrees_with_the_full_scheduler(problem: Problem, rnd):
         tuple({r.id: r for r, _ in stops}.values()),
     )
     assert check_plan(sub, Plan((scheduler.build(vehicle, stops, fast),), ())) == []
+    late = Times(fast.locations, fast.service, latest)
+    assert check_plan(sub, Plan((scheduler.build(vehicle, stops, late),), ())) == []
