@@ -10,6 +10,7 @@ reads a clock or touches Kafka or PostgreSQL.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from dispatcher.planning import (
     PlanningConfig,
     break_id,
     build_problem,
+    latest_departures,
     on_break,
     plan_break_soonest,
     plan_problems,
@@ -51,10 +53,14 @@ from schemas.vehicle import (
     ShiftEndedV1,
     ShiftStartedV1,
 )
-from solvers.insertion import insert_request, insertion_solve
+from solvers.insertion import InsertionState, insert_request, insertion_solve
 from solvers.model import Plan, SolveLimits, SolveStats, StopKind, StopRef, TimeWindow
 
 log = logging.getLogger(__name__)
+
+#: a no-show cut short to keep other promises may come this much before the
+#: latest departure (clocks and reports are not to the second)
+NO_SHOW_TOLERANCE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,10 +588,13 @@ class DispatchCore:
     def _arrived(self, vehicle: VehicleState, e: ArrivedAtStopV1, now: float) -> Handled:
         vehicle.position = LatLon(e.position.lat, e.position.lon)
         vehicle.position_at = now
+        # the next stop of each ride named: its pickup, not also its drop-off further on
         ids = set(e.request_ids)
         for stop in vehicle.stops:
-            if stop.request_id in ids and not stop.arrived:
-                stop.arrived, stop.arrived_at = True, now
+            if stop.request_id in ids:
+                ids.discard(stop.request_id)
+                if not stop.arrived:
+                    stop.arrived, stop.arrived_at = True, now
         self.state.touch_vehicle(vehicle)
         return Handled()
 
@@ -661,15 +670,41 @@ class DispatchCore:
             ride.dropped_at = now
             vehicle.remove_stop(ride.request_id, "pickup")
             vehicle.remove_stop(ride.request_id, "dropoff")
+        # the next leg starts here, once the service is over
+        vehicle.leg_from, vehicle.leg_since = vehicle.position, max(vehicle.busy_until, now)
         self.state.touch_ride(ride)
         self._changed(now)
-        return Handled([self._new_plan_version(vehicle, now)])
+        outputs = self._retime(vehicle, now)
+        if not any(isinstance(o, DriverPlanV1) for o in outputs):
+            outputs.append(self._new_plan_version(vehicle, now))
+        return Handled(outputs)
+
+    def _retime(self, vehicle: VehicleState, now: float) -> list[Event]:
+        """The vehicle's remaining stops, same order, timed again from where it is now.
+
+        ETAs planned earlier go stale as the vehicle runs early or late; the next
+        insertion must start from the truth. Nothing is re-timed when the route as
+        it stands can no longer keep a promise (the old times stay; the insertion
+        and re-optimisation see the delay through the vehicle's position).
+        """
+        job = build_problem(
+            self.state, [], now, self.travel, self.config.planning, [vehicle.vehicle_id]
+        )
+        job = replace(job, kind="retime")
+        timed = InsertionState(job.problem)
+        timed.load_hint((h.vehicle_id, h.stops) for h in job.problem.hint)
+        plan = timed.plan(SolveStats("retime", 0, 0.0))
+        if plan_problems(job, plan):
+            return []
+        return self.complete(job, plan, now)
 
     def _early_no_show(self, vehicle: VehicleState, ride: Ride, now: float) -> str | None:
         """Why a no-show report comes too early (None: accepted).
 
         The driver must have arrived at the pickup and waited ``no_show_wait_s``,
-        counted from the arrival or the promised window's start, whichever is later.
+        counted from the arrival or the promised window's start, whichever is later;
+        or less, up to the latest departure from the stop that keeps every other
+        promise (waiting longer would make the riders on board or later pickups late).
         """
         stop = next((s for s in vehicle.stops if s.ref == (ride.request_id, "pickup")), None)
         if stop is None or stop.arrived_at is None:
@@ -678,6 +713,10 @@ class DispatchCore:
         if ride.promised_pickup is not None:
             since = max(since, ride.promised_pickup[0])
         waited = now - since
+        index = vehicle.stops.index(stop)
+        depart_by = latest_departures(self.state, vehicle, self.travel, self.config.planning)
+        if waited >= 0 and now >= depart_by[index] - NO_SHOW_TOLERANCE_S:
+            return None  # waiting longer would break another promise
         if waited < self.config.no_show_wait_s:
             return (
                 f"no-show for {ride.request_id!r} after {max(0.0, waited):.0f} s at the stop; "
@@ -844,7 +883,8 @@ class DispatchCore:
     def driver_plan(self, vehicle: VehicleState, now: float) -> DriverPlanV1:
         """The vehicle's current plan as the event its tablet reads."""
         stops = []
-        for s in vehicle.stops:
+        departures = latest_departures(self.state, vehicle, self.travel, self.config.planning)
+        for s, depart_by in zip(vehicle.stops, departures, strict=True):
             ride = self.state.rides.get(s.request_id)
             window: tuple[datetime | None, datetime | None] = (None, None)
             if s.kind == "pickup" and ride is not None and ride.promised_pickup is not None:
@@ -865,6 +905,7 @@ class DispatchCore:
                     window_end=window[1],
                     seats=ride.seats if ride else 0,
                     wheelchairs=ride.wheelchairs if ride else 0,
+                    latest_departure=(to_datetime(depart_by) if math.isfinite(depart_by) else None),
                 )
             )
         brk = vehicle.break_planned

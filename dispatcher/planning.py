@@ -9,6 +9,7 @@ plan that comes back is prefixed with it again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -105,15 +106,42 @@ def service_time(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
     return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
 
 
-def _estimated_position(v: VehicleState, now: float) -> LatLon:
-    """Where the vehicle is now: between its last report and its next stop, by the ETA."""
+def _estimated_position(v: VehicleState, now: float, travel: TravelModel) -> LatLon:
+    """Where the vehicle is now: on its way from its last report to its next stop.
+
+    The share of the way is the time since the report over the travel time of the
+    leg, not over the time left to the stop's ETA: an ETA goes stale when the vehicle
+    runs late, and a position read from it would make the next stops look reachable
+    sooner than they are.
+    """
     since = max(v.position_at, v.busy_until)
     if not v.stops or v.stops[0].arrived or now <= since:
         return v.position
     first = v.stops[0]
-    if first.eta <= since:
+    leg_s = travel.leg(v.position, first.location)[0]
+    if leg_s <= 0:
         return v.position
-    return interpolate(v.position, first.location, (now - since) / (first.eta - since))
+    return interpolate(v.position, first.location, (now - since) / leg_s)
+
+
+def _lag(
+    v: VehicleState, now: float, position: LatLon, free_at: float, travel: TravelModel
+) -> float:
+    """How much later than a start at ``position`` at ``free_at`` the next stop is reached.
+
+    The arrival is not expected before the leg that began at the last stop served
+    (``leg_from`` at ``leg_since``) has taken its travel time: a position report
+    halfway along the leg says how far the vehicle got, but the travel time from
+    there need not be the rest of the leg's (speeds differ along the way), and an
+    estimate that is too early would make later stops look reachable when they
+    are not.
+    """
+    if v.leg_from is None or not v.stops or v.stops[0].arrived:
+        return 0.0
+    target = v.stops[0].location
+    by_leg = v.leg_since + travel.leg(v.leg_from, target)[0]
+    by_position = max(now, free_at) + travel.leg(position, target)[0]
+    return max(0.0, by_leg - by_position)
 
 
 def _locked_stop(v: VehicleState, now: float, cfg: PlanningConfig) -> VehicleStop | None:
@@ -161,7 +189,9 @@ def build_problem(
         if not (on_shift or has_work):
             continue
         # Still boarding or alighting someone: free only when that service ends.
-        position, free_at = _estimated_position(v, now), rel(v.busy_until)
+        position, free_at = _estimated_position(v, now, travel), rel(v.busy_until)
+        # a vehicle running behind its leg's travel time starts that much later
+        free_at += round(_lag(v, now, position, epoch + free_at, travel))
         start, start_time = loc(position), free_at
         lock = _locked_stop(v, now, cfg)
         if on_break(v, now) and not (lock is not None and lock.arrived):
@@ -428,3 +458,66 @@ def plan_break_soonest(
         else:
             high, best = middle, found
     return best
+
+
+def latest_departures(
+    state: FleetState, v: VehicleState, travel: TravelModel, cfg: PlanningConfig
+) -> list[float]:
+    """For each of the vehicle's stops, the latest time it may leave that stop.
+
+    Leaving stop ``i`` later than ``result[i]`` would break a promise further on:
+    a later pickup's promised window, a promised latest drop-off, the maximum ride
+    time of a passenger on board, a planned break or the return to the depot by the
+    shift end. It bounds how long a driver may wait for a passenger who does not
+    come (``no_show_wait_s`` must not make the riders on board late). Computed
+    backwards from the end of the route: ``L[j] = min(latest[j], L[j+1] - service[j]
+    - travel(j, j+1))``; waiting can only absorb delays, so this is safe.
+    """
+    inf = math.inf
+    # (location, latest start of service, service seconds) of every stop, in order,
+    # then the planned break (at the depot) and the depot by the shift end.
+    items: list[tuple[LatLon, float, float]] = []
+    brk = v.break_planned
+    brk_latest = brk[0] if brk is not None else inf
+    if brk is not None and v.break_window is not None:
+        brk_latest = max(brk[0], v.break_window[1])
+    brk_at = len(v.stops)
+    if brk is not None:
+        brk_at = next((i for i, s in enumerate(v.stops) if s.eta >= brk[1] - 1), len(v.stops))
+    for i, s in enumerate(v.stops):
+        if i == brk_at and brk is not None:
+            items.append((v.depot, brk_latest, brk[1] - brk[0]))
+        ride = state.rides.get(s.request_id)
+        latest, svc = inf, 0.0
+        if ride is not None:
+            kind = StopKind(s.kind)
+            svc = service_time(ride, cfg, kind)
+            if kind is StopKind.PICKUP and ride.promised_pickup is not None:
+                latest = ride.promised_pickup[1]
+            elif kind is StopKind.DROPOFF:
+                if ride.promised_dropoff is not None:
+                    latest = ride.promised_dropoff
+                if ride.status is RideStatus.ONBOARD and ride.picked_up_at is not None:
+                    picked = ride.picked_up_at + service_time(ride, cfg, StopKind.PICKUP)
+                    latest = min(latest, picked + ride.max_ride_s)
+        items.append((s.location, latest, svc))
+    if brk_at == len(v.stops) and brk is not None:
+        items.append((v.depot, brk_latest, brk[1] - brk[0]))
+    items.append((v.depot, v.shift_end if v.active else inf, 0.0))
+    # latest start of service at each item, backwards
+    latest_start = [0.0] * len(items)
+    latest_start[-1] = items[-1][1]
+    for j in range(len(items) - 2, -1, -1):
+        here, latest, svc = items[j]
+        leg = travel.leg(here, items[j + 1][0])[0]
+        latest_start[j] = min(latest, latest_start[j + 1] - svc - leg)
+    # back to the vehicle's stops: leave stop i by the next item's latest start - travel
+    result: list[float] = []
+    k = 0
+    for i, s in enumerate(v.stops):
+        if i == brk_at and brk is not None:
+            k += 1  # the break item sits before this stop
+        leg = travel.leg(s.location, items[k + 1][0])[0]
+        result.append(latest_start[k + 1] - leg)
+        k += 1
+    return result

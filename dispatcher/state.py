@@ -121,6 +121,10 @@ class VehicleState:
     break_planned: tuple[float, float] | None = None
     #: when the boarding or alighting in progress ends (the vehicle cannot leave before)
     busy_until: float = 0.0
+    #: the stop the vehicle last served and when it could leave it: the start of the
+    #: leg it is driving (its arrival is not expected before the leg's travel time)
+    leg_from: LatLon | None = None
+    leg_since: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +134,8 @@ class VehicleState:
         d = dict(d)
         d["depot"] = LatLon(**d["depot"])
         d["position"] = LatLon(**d["position"])
+        if d.get("leg_from") is not None:
+            d["leg_from"] = LatLon(**d["leg_from"])
         d["stops"] = [VehicleStop(**{**s, "location": LatLon(**s["location"])}) for s in d["stops"]]
         for key in ("break_window", "break_planned"):
             if d.get(key) is not None:

@@ -380,6 +380,8 @@ class FleetSimulator:
                 ready = max(ready, eta if until is None else min(eta, until))
             if self._no_show(rid):
                 give_up = ready + self.no_show_wait_s
+                if stop.latest_departure is not None:  # keep the others' promises
+                    give_up = max(ready, min(give_up, to_timestamp(stop.latest_departure)))
                 if t < give_up:
                     v.wake_at = give_up
                     return

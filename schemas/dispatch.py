@@ -75,6 +75,15 @@ class PlannedStop(BaseModel):
     window_end: AwareDatetime | None = None
     seats: Annotated[int, Field(ge=0)] = 1
     wheelchairs: Annotated[int, Field(ge=0)] = 0
+    latest_departure: AwareDatetime | None = Field(
+        None,
+        description=(
+            "Leaving this stop later would break a promise to another passenger (a pickup"
+            " window, a drop-off time, a ride time on board) or the return by the shift"
+            " end: a driver waiting for a passenger who does not come may report the"
+            " no-show at this time even before the usual waiting time is over."
+        ),
+    )
 
 
 class DriverPlanV1(Event):

@@ -160,12 +160,16 @@ def break_view(b: VehicleBoard, now: datetime) -> dict[str, Any]:
 
 def no_show_from(b: VehicleBoard, stop: PlannedStop, wait_s: int) -> datetime | None:
     """When a no-show may be reported for a pickup: ``wait_s`` after arrival (or after
-    the promised window opens, if the vehicle was early). None before arrival."""
+    the promised window opens, if the vehicle was early), or the stop's latest
+    departure if that comes first. None before arrival."""
     arrived = b.arrived.get((stop.request_id, StopAction.PICKUP))
     if arrived is None:
         return None
     start = max(arrived, stop.window_start) if stop.window_start else arrived
-    return start + timedelta(seconds=wait_s)
+    at = start + timedelta(seconds=wait_s)
+    if stop.latest_departure is not None:  # waiting longer would break another promise
+        at = max(start, min(at, stop.latest_departure))
+    return at
 
 
 def view(b: VehicleBoard, wait_s: int, names: dict[str, str], now: datetime) -> dict[str, Any]:
