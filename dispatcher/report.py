@@ -241,9 +241,7 @@ def _markdown(
             f"{scenario.rural.speed_kmh} km/h elsewhere"
         )
     else:
-        travel = (
-            f"straight-line distance x {scenario.detour_factor} at {scenario.speed_kmh} km/h"
-        )
+        travel = f"straight-line distance x {scenario.detour_factor} at {scenario.speed_kmh} km/h"
     lines += [f"* Solving is inline and takes no simulated time; travel is {travel}.", ""]
     return "\n".join(lines)
 
@@ -555,8 +553,9 @@ def run_simulation_cli(
     data = write_report(result, sc, out, settings)
     console.print(
         kpi_table(
-            data, f"{sc.name}: {len(result.vehicles)} vehicles, {data['run']['hours']} h, "
-            f"seed {opts.seed}, {opts.policy}"
+            data,
+            f"{sc.name}: {len(result.vehicles)} vehicles, {data['run']['hours']} h, "
+            f"seed {opts.seed}, {opts.policy}",
         )
     )
     run = data["run"]

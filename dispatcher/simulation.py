@@ -405,9 +405,7 @@ class Simulation:
 
 def scenario_stops(scenario: Scenario) -> tuple[VirtualStop, ...]:
     """The scenario's virtual stops and hubs, for snapping requests."""
-    return tuple(
-        VirtualStop(s.id, s.lat, s.lon, s.name) for s in (*scenario.stops, *scenario.hubs)
-    )
+    return tuple(VirtualStop(s.id, s.lat, s.lon, s.name) for s in (*scenario.stops, *scenario.hubs))
 
 
 def simulate(

@@ -132,7 +132,10 @@ class Bus:
         await self.producer.send_and_wait(self.names[role], value, key=key)
 
     async def collect(
-        self, role: str, until: Any, timeout: float = 60.0  # noqa: ASYNC109 - a read budget
+        self,
+        role: str,
+        until: Any,
+        timeout: float = 60.0,  # noqa: ASYNC109 - a read budget
     ) -> list[tuple[bytes | None, Event]]:
         """Read the topic from the start until ``until(events)`` holds (or time out)."""
         consumer = AIOKafkaConsumer(

@@ -51,10 +51,10 @@ async def test_sixty_requests_five_vehicles(kafka_bootstrap, topic_prefix, pg_sc
     async with Bus(settings) as bus:
         plan_events = await bus.collect(
             "driver_plans",
-            lambda s: sum(
-                len({st.request_id for st in p.stops}) for p in latest_plans(s).values()
-            )
-            >= len(offers),
+            lambda s: (
+                sum(len({st.request_id for st in p.stops}) for p in latest_plans(s).values())
+                >= len(offers)
+            ),
             30,
         )
     plans = latest_plans(plan_events)
@@ -83,14 +83,10 @@ async def test_sixty_requests_five_vehicles(kafka_bootstrap, topic_prefix, pg_sc
         rows = await conn.fetch("SELECT event_id, request_id, kind, vehicle_id FROM outcomes")
         ride_rows = await conn.fetch("SELECT request_id, status, vehicle_id FROM rides")
         request_rows = await conn.fetchval("SELECT count(*) FROM requests")
-        unpublished = await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        )
+        unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     finally:
         await conn.close()
-    published = {
-        e.event_id: e for _, e in notes if isinstance(e, RideOfferedV1 | RideRejectedV1)
-    }
+    published = {e.event_id: e for _, e in notes if isinstance(e, RideOfferedV1 | RideRejectedV1)}
     assert {r["event_id"] for r in rows} == set(published)
     for row in rows:
         event = published[row["event_id"]]

@@ -25,8 +25,14 @@ def core(**kw: object) -> DispatchCore:
     return DispatchCore(config, CrowFliesTravel())
 
 
-def shift(vehicle_id: str, at: float = T0, seats: int = 4, wheelchairs: int = 1,
-          position: Place | None = None, hours: float = 8) -> ShiftStartedV1:
+def shift(
+    vehicle_id: str,
+    at: float = T0,
+    seats: int = 4,
+    wheelchairs: int = 1,
+    position: Place | None = None,
+    hours: float = 8,
+) -> ShiftStartedV1:
     return ShiftStartedV1(
         occurred_at=to_datetime(at),
         source="test",
@@ -41,8 +47,13 @@ def shift(vehicle_id: str, at: float = T0, seats: int = 4, wheelchairs: int = 1,
     )
 
 
-def request(request_id: str, origin: Place = FOCKBEK, destination: Place = BUEDELSDORF,
-            at: float = T0, **kw: object) -> RideRequestedV1:
+def request(
+    request_id: str,
+    origin: Place = FOCKBEK,
+    destination: Place = BUEDELSDORF,
+    at: float = T0,
+    **kw: object,
+) -> RideRequestedV1:
     return RideRequestedV1.model_validate(
         {
             "occurred_at": to_datetime(at),

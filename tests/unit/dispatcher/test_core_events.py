@@ -69,7 +69,7 @@ def test_duplicate_request_id_is_dead_lettered_but_redelivery_ignored():
     c.handle(shift("v1"), T0)
     first = request("r1")
     c.handle(first, T0)
-    assert c.handle(first, T0 + 1) .dead_letter is None
+    assert c.handle(first, T0 + 1).dead_letter is None
     other = request("r1")
     assert "already in use" in (c.handle(other, T0 + 1).dead_letter or "")
 
@@ -78,13 +78,19 @@ def test_unknown_vehicle_and_request_are_dead_letters():
     """Events about vehicles or requests the dispatcher does not know are refused."""
     c = core()
     pos = PositionUpdatedV1(
-        occurred_at=to_datetime(T0), source="t", vehicle_id="ghost", zone="rendsburg",
+        occurred_at=to_datetime(T0),
+        source="t",
+        vehicle_id="ghost",
+        zone="rendsburg",
         position=Place(lat=54.3, lon=9.6),
     )
     assert "unknown vehicle" in (c.handle(pos, T0).dead_letter or "")
     c.handle(shift("v1"), T0)
     boarded = PassengerBoardedV1(
-        occurred_at=to_datetime(T0), source="t", vehicle_id="v1", zone="rendsburg",
+        occurred_at=to_datetime(T0),
+        source="t",
+        vehicle_id="v1",
+        zone="rendsburg",
         request_id="nobody",
     )
     assert "not planned" in (c.handle(boarded, T0).dead_letter or "")
@@ -113,7 +119,10 @@ def test_no_show_for_unassigned_ride_is_refused():
     c.handle(shift("v1"), T0)
     c.handle(request("r1"), T0)
     no_show = NoShowV1(
-        occurred_at=to_datetime(T0), source="t", vehicle_id="v1", zone="rendsburg",
+        occurred_at=to_datetime(T0),
+        source="t",
+        vehicle_id="v1",
+        zone="rendsburg",
         request_id="r1",
     )
     assert c.handle(no_show, T0).dead_letter
