@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from dispatcher.planning import (
     plan_problems,
     service_time,
 )
+from dispatcher.prefilter import may_insert
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from schemas.dispatch import (
     DriverPlanV1,
@@ -244,7 +246,7 @@ class DispatchCore:
             saved = ride.status
             ride.status = RideStatus.PENDING  # as a new request in the problem
             try:
-                group = self._candidate_groups(ride, now)[0]
+                group = next(self._candidate_groups(ride, now))
                 nearest = build_problem(
                     self.state, [ride.request_id], now, self.travel, cfg.planning, group
                 )
@@ -304,7 +306,9 @@ class DispatchCore:
                 return None
         return plan
 
-    def _candidate_groups(self, ride: Ride, now: float) -> list[list[str]]:
+    def _candidate_groups(
+        self, ride: Ride, now: float, possible_only: bool = False
+    ) -> Iterator[list[str]]:
         """Vehicles on shift, nearest to the pickup first, in groups for insertion.
 
         A vehicle's distance is the shortest straight line from where it is or any
@@ -314,11 +318,17 @@ class DispatchCore:
         and the vehicles beyond ``insertion_groups`` groups, too far to pick the
         ride up in time or at a sensible cost, are not tried (as in MATSim's DRT
         insertion search, which also limits the vehicles it considers).
+
+        With ``possible_only``, the groups after the nearest hold only vehicles
+        ``prefilter.may_insert`` cannot rule out (their routes have no place for the
+        ride), judged lazily as the groups are asked for: a ride no vehicle can take
+        builds no problem beyond the first group.
         """
         on_shift = [v for v in self.state.vehicles.values() if v.active and v.shift_end > now]
         size = self.config.insertion_candidates
         if size <= 0 or len(on_shift) <= size:
-            return [sorted(v.vehicle_id for v in on_shift)]
+            yield sorted(v.vehicle_id for v in on_shift)
+            return
 
         owner: list[int] = []
         points: list[LatLon] = []
@@ -331,8 +341,23 @@ class DispatchCore:
         np.minimum.at(nearest, np.asarray(owner), metres)
         order = sorted(range(len(on_shift)), key=lambda i: (nearest[i], on_shift[i].vehicle_id))
         ranked = [on_shift[i] for i in order]
-        groups = [[v.vehicle_id for v in ranked[i : i + size]] for i in range(0, len(ranked), size)]
-        return groups[: self.config.insertion_groups or None]
+        groups = self.config.insertion_groups or len(ranked)
+        # the nearest group as it is: its routes may be repaired around the ride
+        yield [v.vehicle_id for v in ranked[:size]]
+        kept: list[VehicleState] = []
+        for i in range(size, len(ranked), size):
+            chunk = ranked[i : i + size]
+            if possible_only:
+                ok = may_insert(self.state, ride, chunk, now, self.config.planning, self.travel)
+                chunk = [v for v, possible in zip(chunk, ok, strict=True) if possible]
+            kept.extend(chunk)
+            last = i + size >= len(ranked)
+            while kept and (len(kept) >= size or last):
+                groups -= 1
+                if groups <= 0:
+                    return
+                yield [v.vehicle_id for v in kept[:size]]
+                kept = kept[size:]
 
     def _insert_nearest(self, ride: Ride, now: float) -> tuple[BatchJob, Plan] | BatchJob:
         """``ride`` inserted into the routes of the nearest vehicle group that can take it.
@@ -342,7 +367,7 @@ class DispatchCore:
         can take the ride, the nearest group's job (for an alternative offer).
         """
         nearest: BatchJob | None = None
-        for group in self._candidate_groups(ride, now):
+        for group in self._candidate_groups(ride, now, possible_only=True):
             job = build_problem(
                 self.state, [ride.request_id], now, self.travel, self.config.planning, group
             )

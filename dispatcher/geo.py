@@ -78,6 +78,10 @@ class CrowFliesTravel:
         metres = haversine_m(a, b) * self.detour_factor
         return round(metres / (self.speed_kmh / 3.6)), round(metres)
 
+    def min_seconds_per_metre(self) -> float:
+        """No leg takes less than this many seconds per great-circle metre (before rounding)."""
+        return self.detour_factor / (self.speed_kmh / 3.6)
+
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:
             return (), ()

@@ -153,6 +153,16 @@ class AreaTravel:
     def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
         return leg_from_matrix(self, a, b)
 
+    def min_seconds_per_metre(self) -> float:
+        """No leg takes less than this many seconds per great-circle metre (before rounding).
+
+        The faster of the two area types, with a 10 % margin for the planar
+        distances (equirectangular, not great-circle).
+        """
+        u, r = self.urban, self.rural
+        fastest = min(u.detour_factor / u.speed_kmh, r.detour_factor / r.speed_kmh)
+        return 0.9 * fastest * 3.6
+
     def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
         if not points:
             return (), ()
