@@ -291,15 +291,29 @@ def bench_dispatch(
     rate: Annotated[float, typer.Option(help="Ride requests per second.")] = 20.0,
     seconds: Annotated[float, typer.Option(help="Seconds of steady load.")] = 60.0,
     seed: Annotated[int, typer.Option()] = 0,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="Dispatch mode of the dispatcher under test: immediate (answer each "
+            "request at once) or batch (answer after the batch window)."
+        ),
+    ] = "immediate",
 ) -> None:
     """Sustained requests/s and request-to-offer latency on the real broker."""
     from dispatcher.loadbench import print_table, run_load  # noqa: PLC0415
 
+    if mode not in {"immediate", "batch"}:
+        raise typer.BadParameter(f"mode {mode!r}: immediate or batch", param_hint="--mode")
     settings = _settings()
     _logging("WARNING")
     result = asyncio.run(
         run_load(
-            _isolated(settings, "bench"), vehicles=vehicles, rate=rate, seconds=seconds, seed=seed
+            _isolated(settings, "bench"),
+            vehicles=vehicles,
+            rate=rate,
+            seconds=seconds,
+            seed=seed,
+            mode=mode,
         )
     )
     print_table(result)

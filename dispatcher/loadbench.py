@@ -29,6 +29,7 @@ from schemas.dispatch import RideOfferedV1, RideRejectedV1
 
 @dataclass
 class LoadResult:
+    mode: str
     vehicles: int
     rate: float
     seconds: float
@@ -74,6 +75,14 @@ class _Answers:
             await self._consumer.stop()
 
 
+def with_mode(settings: Settings, mode: str) -> Settings:
+    """A copy of ``settings`` whose dispatcher runs in ``mode`` (immediate or batch)."""
+    if mode not in {"immediate", "batch"}:
+        raise ValueError(f"dispatch mode {mode!r} not understood (immediate or batch)")
+    dispatch = settings.dispatch.model_copy(update={"mode": mode})
+    return settings.model_copy(update={"dispatch": dispatch})
+
+
 async def run_load(
     settings: Settings,
     *,
@@ -82,8 +91,15 @@ async def run_load(
     seconds: float = 60.0,
     seed: int = 0,
     drain_s: float = 60.0,
+    mode: str | None = None,
 ) -> LoadResult:
-    """Run the load; the dispatcher process is stopped afterwards."""
+    """Run the load; the dispatcher process is stopped afterwards.
+
+    ``mode`` (``"immediate"`` or ``"batch"``) overrides the dispatch mode of the
+    dispatcher under test (None: as ``settings`` say).
+    """
+    if mode is not None:
+        settings = with_mode(settings, mode)
     await ensure_topics(settings.kafka)
     proc = DispatcherProcess(settings)
     answers = _Answers(settings)
@@ -120,6 +136,7 @@ async def run_load(
     first = min(sent.values(), default=0.0)
     last = max((answers.seen[r] for r in answered), default=first)
     return LoadResult(
+        mode=settings.dispatch.mode,
         vehicles=vehicles,
         rate=rate,
         seconds=seconds,
@@ -135,6 +152,7 @@ def table(result: LoadResult) -> list[tuple[str, str]]:
     """The result as (label, value) rows."""
     mean = statistics.fmean(result.latencies) if result.latencies else float("nan")
     return [
+        ("dispatch mode", result.mode),
         ("vehicles", str(result.vehicles)),
         ("target rate, req/s", f"{result.rate:.1f}"),
         ("duration, s", f"{result.seconds:.0f}"),
