@@ -226,6 +226,33 @@ def bench_plot(
     )
 
 
+@bench_app.command("warm")
+def bench_warm(
+    set_name: Annotated[str, typer.Option("--set", help="darp or pdptw")],
+    instances: Annotated[Path, typer.Option(help="Directory of instance files.")],
+    new: Annotated[int, typer.Option(help="Requests added to the solved instance.")] = 5,
+    cold_limit: Annotated[float, typer.Option(help="Seconds of the cold solves.")] = 10.0,
+    warm_limit: Annotated[float, typer.Option(help="Seconds of the warm re-solve.")] = 1.0,
+    solver: Annotated[str, typer.Option(help="ortools, insertion or vroom")] = "ortools",
+    out: Annotated[Path | None, typer.Option(help="results.json to write")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Re-solve from the previous plan after new requests; compare with a cold solve."""
+    from solvers.bench import bench_warm_start  # noqa: PLC0415
+
+    _logging("WARNING")
+    bench_warm_start(
+        set_name,
+        instances,
+        new=new,
+        cold_limit=cold_limit,
+        warm_limit=warm_limit,
+        solver=solver,
+        seed=seed,
+        out=out,
+    )
+
+
 def _isolated(settings: Settings, name: str) -> Settings:
     """A copy of ``settings`` on fresh topics, group and schema (benchmarks)."""
     import uuid  # noqa: PLC0415

@@ -318,3 +318,69 @@ def warm_start_experiment(
         "cold_feasible": not check_plan(full, cold),
         "gap_percent": 100.0 * (warm_cost - cold_cost) / cold_cost if cold_cost else 0.0,
     }
+
+
+def bench_warm_start(
+    set_name: str,
+    instances: Path,
+    *,
+    new: int = 5,
+    cold_limit: float = 10.0,
+    warm_limit: float = 1.0,
+    solver: str = "ortools",
+    seed: int = 0,
+    out: Path | None = None,
+    console: Console | None = None,
+    names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`warm_start_experiment` on every instance file in ``instances``; a table.
+
+    Each row: the cold solve of the whole instance (``cold_limit`` s), the re-solve
+    after ``new`` requests were added to a solved instance (``warm_limit`` s from
+    the previous plan), the warm cost's gap to the cold one in percent, and whether
+    both plans pass the independent checker. Writes ``{"results": [...]}`` to ``out``.
+    """
+    if set_name not in READERS:
+        raise ValueError(f"unknown set {set_name!r}: darp or pdptw")
+    results: list[dict[str, Any]] = []
+    for path in instance_files(instances):
+        if names is not None and path.stem not in names:
+            continue
+        results.append(
+            warm_start_experiment(
+                set_name,
+                path,
+                new=new,
+                cold_limit=cold_limit,
+                warm_limit=warm_limit,
+                solver=solver,
+                seed=seed,
+            )
+        )
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({"results": results}, indent=1) + "\n")
+    table = Table(
+        title=(
+            f"{set_name}: {solver}, +{new} requests, {warm_limit:g} s warm vs {cold_limit:g} s cold"
+        )
+    )
+    for name in ("instance", "cold cost", "warm cost", "gap %", "feasible"):
+        table.add_column(name, justify="left" if name == "instance" else "right")
+    for r in results:
+        ok = r["warm_feasible"] and r["cold_feasible"]
+        table.add_row(
+            r["instance"],
+            f"{r['cold_cost']:.2f}",
+            f"{r['warm_cost']:.2f}",
+            f"{r['gap_percent']:.2f}",
+            "yes" if ok else "NO",
+        )
+    gaps = [r["gap_percent"] for r in results]
+    if gaps:
+        table.caption = (
+            f"mean gap: {statistics.fmean(gaps):.2f} %, worst: {max(gaps):.2f} %,"
+            f" within 1 %: {sum(g <= 1.0 for g in gaps)}/{len(gaps)}"
+        )
+    (console or Console()).print(table)
+    return results

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from solvers.bench import (
     bench_solver,
+    bench_warm_start,
     find_bks,
     instance_files,
     plot_gap_vs_budget,
@@ -84,3 +85,26 @@ def test_warm_start_experiment_reports_both_costs(cordeau_ab: Path):
     assert len(out["new"]) == 3
     assert out["warm_feasible"] and out["cold_feasible"]
     assert out["warm_cost"] > 0 and out["cold_cost"] > 0
+
+
+def test_bench_warm_start_table_and_file(cordeau_ab: Path, tmp_path: Path):
+    """``drt bench warm``: one row per instance, the gap computed from both costs."""
+    out = tmp_path / "warm.json"
+    console = Console(record=True, width=120)
+    results = bench_warm_start(
+        "darp",
+        cordeau_ab,
+        new=4,
+        cold_limit=0.3,
+        warm_limit=0.1,
+        solver="insertion",
+        out=out,
+        console=console,
+        names=["a2-16", "a3-18"],
+    )
+    assert [r["instance"] for r in results] == ["a2-16", "a3-18"]
+    assert json.loads(out.read_text())["results"] == results
+    for r in results:
+        assert r["gap_percent"] == 100.0 * (r["warm_cost"] - r["cold_cost"]) / r["cold_cost"]
+    text = console.export_text()
+    assert "a3-18" in text and "mean gap" in text
