@@ -161,6 +161,13 @@ def simulate(
         Path | None,
         typer.Option(help="Replay recorded events (JSON lines, e.g. a run's events.jsonl)."),
     ] = None,
+    bound: Annotated[
+        float,
+        typer.Option(
+            help="With --compare: also plan the day's requests as if all were known at the"
+            " start, with this many solver seconds (0: no)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -186,7 +193,7 @@ def simulate(
         opts = replace(opts, reopt_time_limit=reopt_time_limit)
     if demand_scale is not None:
         opts = replace(opts, demand_scale=demand_scale)
-    run_simulation_cli(opts, out, compare=compare, sweep=sweep)
+    run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 
 
 @bench_app.command("solver")

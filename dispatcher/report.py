@@ -474,13 +474,19 @@ def write_sweep(rows: list[dict[str, Any]], out: Path, title: str) -> list[Path]
 
 
 def run_simulation_cli(
-    opts: SimOptions, out: Path, compare: bool = False, sweep: str | None = None
+    opts: SimOptions,
+    out: Path,
+    compare: bool = False,
+    sweep: str | None = None,
+    bound_s: float = 0.0,
 ) -> dict[str, Any]:
     """Run what ``drt simulate`` was asked for, with progress, and write the results.
 
     One run writes ``kpis.json``, ``report.md``, plots and ``events.jsonl``. With
     ``compare``, the insertion-only policy and ``opts.policy`` (the full policy) run
-    on the same demand: ``compare.json`` and each run's report under ``out/<policy>``.
+    on the same demand: ``compare.json`` and each run's report under ``out/<policy>``;
+    with ``bound_s`` > 0 also the clairvoyant plan of the day's requests
+    (:mod:`dispatcher.bound`, ``bound_s`` seconds of solving) as ``"clairvoyant"``.
     With ``sweep``, one run per fleet size: ``sweep.json`` and ``sweep.png``.
     """
     from rich.console import Console  # noqa: PLC0415
@@ -532,10 +538,16 @@ def run_simulation_cli(
         return {"sweep": rows, "run": settings}
     if compare:
         runs: dict[str, dict[str, Any]] = {}
+        bound: dict[str, Any] | None = None
         for name, policy in (("insertion", "insertion"), ("full", opts.policy)):
             result = one(policy, name)  # type: ignore[arg-type]
             data = write_report(result, sc, out / name, {**settings, "policy": policy})
             runs[name] = data
+            if bound is None and bound_s > 0:
+                from dispatcher.bound import clairvoyant_plan  # noqa: PLC0415
+
+                with console.status(f"clairvoyant plan of the day ({bound_s:g} s)"):
+                    bound = clairvoyant_plan(result, sc, time_limit=bound_s).as_dict()
         table = Table(title=f"{sc.name}: insertion-only vs full policy ({opts.policy})")
         table.add_column("KPI")
         table.add_column("insertion", justify="right")
@@ -543,8 +555,17 @@ def run_simulation_cli(
         for k in (*HEADLINE, "confirmed_unaccounted"):
             table.add_row(k, _fmt(runs["insertion"].get(k)), _fmt(runs["full"].get(k)))
         console.print(table)
+        if bound is not None:
+            console.print(
+                f"clairvoyant (every request known at the start, {bound_s:g} s of solving):"
+                f" {bound['planned']} of {bound['admissible']} admissible requests planned"
+                f" ({bound['cancelled']} cancelled by passengers left out); offered online:"
+                f" insertion {runs['insertion'].get('offered')}, full {runs['full'].get('offered')}"
+            )
         verdict = compare_verdict(runs["insertion"], runs["full"])
         result_json = {**runs, "verdict": verdict}
+        if bound is not None:
+            result_json["clairvoyant"] = bound
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result_json, indent=2, ensure_ascii=False))
         console.print(f"verdict: {verdict}; written to {out / 'compare.json'}")
