@@ -25,8 +25,10 @@ from dispatcher.planning import (
     BREAK_PREFIX,
     BatchJob,
     PlanningConfig,
+    Whereabouts,
     break_id,
     build_problem,
+    heading,
     latest_departures,
     on_break,
     plan_break_soonest,
@@ -55,6 +57,7 @@ from schemas.vehicle import (
     ShiftEndedV1,
     ShiftStartedV1,
 )
+from solvers.base import SolverError
 from solvers.insertion import InsertionState, insert_request, insertion_solve
 from solvers.model import Plan, SolveLimits, SolveStats, StopKind, StopRef, TimeWindow
 
@@ -539,10 +542,12 @@ class DispatchCore:
         vehicle = self.state.vehicles.get(ride.vehicle_id or "")
         if vehicle is None:
             return []
+        was = Whereabouts.of(vehicle, now)
         changed = vehicle.remove_stop(ride.request_id, "pickup")
         changed = vehicle.remove_stop(ride.request_id, "dropoff") or changed
         if not changed:
             return []
+        self._redirected(vehicle, was, now)
         self._changed(now)
         return [self._new_plan_version(vehicle, now)]
 
@@ -585,6 +590,7 @@ class DispatchCore:
         outputs: list[Event] = []
         moved: list[str] = []
         pc = self.config.planning
+        was = Whereabouts.of(vehicle, now)
         for stop in list(vehicle.stops):
             ride = self.state.rides.get(stop.request_id)
             if ride is not None and ride.status is RideStatus.OFFERED:
@@ -600,6 +606,7 @@ class DispatchCore:
                 self.state.touch_ride(ride)
                 moved.append(ride.request_id)
         if moved:
+            self._redirected(vehicle, was, now)
             self._changed(now)
             outputs.append(self._new_plan_version(vehicle, now))
             if self.config.mode == "immediate":
@@ -709,8 +716,10 @@ class DispatchCore:
 
         ETAs planned earlier go stale as the vehicle runs early or late; the next
         insertion must start from the truth. Nothing is re-timed when the route as
-        it stands can no longer keep a promise (the old times stay; the insertion
-        and re-optimisation see the delay through the vehicle's position).
+        it stands can no longer keep a promise, nor when it cannot be timed at all
+        (a vehicle too late to be back at the depot by its shift end): the old times
+        stay; the insertion and re-optimisation see the delay through the vehicle's
+        position.
         """
         job = build_problem(
             self.state, [], now, self.travel, self.config.planning, [vehicle.vehicle_id]
@@ -718,7 +727,10 @@ class DispatchCore:
         job = replace(job, kind="retime")
         timed = InsertionState(job.problem)
         timed.load_hint((h.vehicle_id, h.stops) for h in job.problem.hint)
-        plan = timed.plan(SolveStats("retime", 0, 0.0))
+        try:
+            plan = timed.plan(SolveStats("retime", 0, 0.0))
+        except SolverError:
+            return []
         if plan_problems(job, plan):
             return []
         return self.complete(job, plan, now)
@@ -812,6 +824,7 @@ class DispatchCore:
         replanned: list[VehicleState] = []
         for route in plan.routes:
             vehicle = self.state.vehicles[route.vehicle_id]
+            was = Whereabouts.of(vehicle, now)
             stops: list[VehicleStop] = []
             old_break = vehicle.break_planned
             lock = job.locked.get(route.vehicle_id)
@@ -843,6 +856,7 @@ class DispatchCore:
                 (s.ref, round(s.eta)) for s in vehicle.stops
             ] or vehicle.break_planned != old_break
             vehicle.stops = stops
+            self._redirected(vehicle, was, now)
             self.state.touch_vehicle(vehicle)
             for ride_id in {s.request_id for s in route.stops} & new:
                 self.state.rides[ride_id].vehicle_id = vehicle.vehicle_id
@@ -862,6 +876,20 @@ class DispatchCore:
         outputs.extend(self._new_plan_version(v, now) for v in replanned)
         self.state.forget_final(now - self.config.forget_after_s)
         return outputs
+
+    def _redirected(self, vehicle: VehicleState, was: Whereabouts, now: float) -> None:
+        """The vehicle's stops changed: when it now heads elsewhere, a new leg begins.
+
+        The driver turns (or sets off, or stops) where the vehicle is now, as soon as
+        the boarding or alighting in progress is over; the leg it was on says nothing
+        about its arrival any more (the detour from where it was sent elsewhere takes
+        longer than the way from the last stop would have, and a vehicle that waited
+        somewhere did not drive meanwhile).
+        """
+        target = heading(vehicle, now)
+        if _key(target) != _key(was.target):
+            vehicle.leg_from = was.at(now, self.travel)
+            vehicle.leg_since = max(now, vehicle.busy_until)
 
     def _stale(self, job: BatchJob) -> bool:
         """A vehicle got a stop the job did not know (inserted while it was solved)."""
@@ -947,6 +975,10 @@ class DispatchCore:
             break_end=to_datetime(brk[1]) if brk else None,
             break_location=_place(vehicle.depot) if brk else None,
         )
+
+
+def _key(point: LatLon | None) -> tuple[float, float] | None:
+    return point.key() if point is not None else None
 
 
 def _dedupe_plans(outputs: list[Event]) -> list[Event]:

@@ -106,40 +106,106 @@ def service_time(ride: Ride, cfg: PlanningConfig, kind: StopKind) -> int:
     return base + (cfg.wheelchair_service_s if ride.wheelchairs else 0)
 
 
-def _estimated_position(v: VehicleState, now: float, travel: TravelModel) -> LatLon:
-    """Where the vehicle is now: on its way from its last report to its next stop.
+def heading(v: VehicleState, now: float) -> LatLon | None:
+    """Where the vehicle is driving to now (None: it stays where it is).
 
-    The share of the way is the time since the report over the travel time of the
-    leg, not over the time left to the stop's ETA: an ETA goes stale when the vehicle
-    runs late, and a position read from it would make the next stops look reachable
-    sooner than they are.
+    Its next stop, unless it is there already; the depot when its planned break
+    comes first (an empty vehicle drives there and waits for the break's end, as
+    the driver plan's break says); None without stops.
     """
-    since = max(v.position_at, v.busy_until)
-    if not v.stops or v.stops[0].arrived or now <= since:
-        return v.position
-    first = v.stops[0]
-    leg_s = travel.leg(v.position, first.location)[0]
-    if leg_s <= 0:
-        return v.position
-    return interpolate(v.position, first.location, (now - since) / leg_s)
+    if v.stops and v.stops[0].arrived:
+        return None
+    brk = v.break_planned
+    if (
+        brk is not None
+        and now < brk[1]
+        and not v.onboard
+        and (not v.stops or v.stops[0].eta >= brk[1] - 1)
+    ):
+        return v.depot
+    return v.stops[0].location if v.stops else None
+
+
+def leg_start(v: VehicleState, now: float) -> tuple[LatLon, float] | None:
+    """Where and when the vehicle set off on the way it is on (None: not known).
+
+    The stop it served last, once the service was over (``leg_from`` at
+    ``leg_since``); where it was when the core sent it elsewhere or gave a waiting
+    vehicle somewhere to go (the core moves ``leg_from`` then); or the depot at the
+    end of a planned break held since: the vehicle stood there until then.
+    """
+    start = (v.leg_from, v.leg_since) if v.leg_from is not None else None
+    brk = v.break_planned
+    if brk is not None and brk[1] <= now and (start is None or start[1] < brk[1]):
+        start = (v.depot, brk[1])
+    return start
+
+
+def last_known(v: VehicleState, now: float) -> tuple[LatLon, float]:
+    """The vehicle's last known place and the time it may move on from there.
+
+    The later of its last position report and the start of its current leg (a
+    vehicle that stood still sent no report meanwhile: the time since its last
+    report is not all driving), never before its boarding or alighting is over.
+    """
+    point, since = v.position, v.position_at
+    start = leg_start(v, now)
+    if start is not None and start[1] >= since:
+        point, since = start
+    return point, max(since, v.busy_until)
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """Where a vehicle was last known to be (``point``, until ``since``) and is heading."""
+
+    point: LatLon
+    since: float
+    target: LatLon | None
+
+    @classmethod
+    def of(cls, v: VehicleState, now: float) -> Whereabouts:
+        point, since = last_known(v, now)
+        return cls(point, since, heading(v, now))
+
+    def at(self, now: float, travel: TravelModel) -> LatLon:
+        """Where the vehicle is at ``now``: on its way from ``point`` to ``target``.
+
+        The share of the way is the time since ``since`` over the travel time of the
+        leg, not over the time left to the stop's ETA: an ETA goes stale when the
+        vehicle runs late, and a position read from it would make the next stops look
+        reachable sooner than they are.
+        """
+        if self.target is None or now <= self.since:
+            return self.point
+        leg_s = travel.leg(self.point, self.target)[0]
+        if leg_s <= 0:
+            return self.point
+        return interpolate(self.point, self.target, (now - self.since) / leg_s)
+
+
+def estimated_position(v: VehicleState, now: float, travel: TravelModel) -> LatLon:
+    """Where the vehicle is now: on its way from where it was last known to its heading."""
+    return Whereabouts.of(v, now).at(now, travel)
 
 
 def _lag(
     v: VehicleState, now: float, position: LatLon, free_at: float, travel: TravelModel
 ) -> float:
-    """How much later than a start at ``position`` at ``free_at`` the next stop is reached.
+    """How much later than a start at ``position`` at ``free_at`` the heading is reached.
 
-    The arrival is not expected before the leg that began at the last stop served
-    (``leg_from`` at ``leg_since``) has taken its travel time: a position report
-    halfway along the leg says how far the vehicle got, but the travel time from
-    there need not be the rest of the leg's (speeds differ along the way), and an
-    estimate that is too early would make later stops look reachable when they
-    are not.
+    The arrival is not expected before the leg the vehicle is on (``leg_start``:
+    from the last stop served, the place it was sent elsewhere from, or the depot
+    after a break) has taken its travel time: a position report halfway along the
+    leg says how far the vehicle got, but the travel time from there need not be
+    the rest of the leg's (speeds differ along the way), and an estimate that is
+    too early would make later stops look reachable when they are not.
     """
-    if v.leg_from is None or not v.stops or v.stops[0].arrived:
+    target = heading(v, now)
+    start = leg_start(v, now)
+    if target is None or start is None:
         return 0.0
-    target = v.stops[0].location
-    by_leg = v.leg_since + travel.leg(v.leg_from, target)[0]
+    by_leg = start[1] + travel.leg(start[0], target)[0]
     by_position = max(now, free_at) + travel.leg(position, target)[0]
     return max(0.0, by_leg - by_position)
 
@@ -189,7 +255,7 @@ def build_problem(
         if not (on_shift or has_work):
             continue
         # Still boarding or alighting someone: free only when that service ends.
-        position, free_at = _estimated_position(v, now, travel), rel(v.busy_until)
+        position, free_at = estimated_position(v, now, travel), rel(v.busy_until)
         # a vehicle running behind its leg's travel time starts that much later
         free_at += round(_lag(v, now, position, epoch + free_at, travel))
         start, start_time = loc(position), free_at
@@ -205,10 +271,21 @@ def build_problem(
             # Served at its ETA, or later if the vehicle cannot be there by then (a stale
             # ETA of a vehicle running late must not make the next stops look reachable).
             arrive = free_at if lock.arrived else free_at + travel.leg(position, lock.location)[0]
-            start_time = max(rel(lock.eta), arrive) + service_time(ride, cfg, kind)
+            service = service_time(ride, cfg, kind)
+            start_time = max(rel(lock.eta), arrive) + service
             locked[v.vehicle_id] = lock
             if kind is StopKind.PICKUP:
-                lock_pickup_time[ride.request_id] = start_time
+                # The ride time runs from the boarding, which may come before that
+                # estimate: the driver boards at the ETA it was given (the window's end
+                # if earlier), once there, and the vehicle may be there sooner than
+                # estimated. Counted from the earliest boarding, the planned drop-off
+                # keeps the maximum ride time however early the vehicle turns out to be.
+                board = lock.eta
+                if ride.promised_pickup is not None:
+                    window = ride.promised_pickup
+                    board = max(window[0], min(board, window[1]))
+                picked = rel(max(board, now)) + service
+                lock_pickup_time[ride.request_id] = min(picked, start_time)
         start_time = max(start_time, rel(v.shift_start))  # never planned before its shift
         end_time = rel(v.shift_end) if on_shift else HORIZON
         vehicles.append(

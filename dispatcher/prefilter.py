@@ -38,6 +38,8 @@ from dispatcher.geo import EARTH_RADIUS_M, LatLon, TravelModel, haversine_m
 from dispatcher.planning import (
     PlanningConfig,
     _locked_stop,
+    heading,
+    last_known,
     on_break,
     service_time,
 )
@@ -104,11 +106,13 @@ def _route(
     def rel(t: float) -> int:
         return max(0, round(t - epoch))
 
-    # Where the vehicle is: its last report, or somewhere on the way from there to its
-    # first stop (``planning`` interpolates); ``moving`` then holds that stop.
+    # Where the vehicle is: where it was last known to be, or somewhere on the way from
+    # there to its heading (``planning`` interpolates); ``towards`` then holds that.
     free_at = rel(v.busy_until)
-    moving = bool(v.stops) and not v.stops[0].arrived and now > max(v.position_at, v.busy_until)
-    start, start_time = v.position, float(free_at)
+    known, since = last_known(v, now)
+    target = heading(v, now)
+    moving = target is not None and now > since
+    start, start_time = known, float(free_at)
     lock = _locked_stop(v, now, cfg)
     if on_break(v, now) and not (lock is not None and lock.arrived):
         assert v.break_planned is not None
@@ -122,7 +126,7 @@ def _route(
     route = _Route()
     route.start_time = max(start_time, float(rel(v.shift_start)))
     route.end_time = max(float(rel(v.shift_end)), route.start_time)
-    route.towards = v.stops[0].location if moving else None
+    route.towards = target if moving else None
     route.points.append(start)
     route.svc.append(0.0)
     route.early.append(route.start_time)
