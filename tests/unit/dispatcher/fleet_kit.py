@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from dispatcher.clock import to_datetime
 from dispatcher.core import Area, CoreConfig, DispatchCore
 from dispatcher.geo import CrowFliesTravel
-from schemas.envelope import Place
+from schemas.envelope import Event, Place
 from schemas.passenger import RideRequestedV1
 from schemas.vehicle import ShiftStartedV1
 
@@ -65,4 +66,21 @@ def request(
             "destination": destination,
             **kw,
         }
+    )
+
+
+E = TypeVar("E", bound=Event)
+
+
+def of_kind(outputs: list[Event], kind: type[E]) -> list[E]:
+    """The outputs of one event type, in order."""
+    return [e for e in outputs if isinstance(e, kind)]
+
+
+def vehicle_event(kind: type[Event], at: float, vehicle_id: str = "v1", **kw: object) -> Event:
+    """A vehicle event of ``kind`` at ``at`` (e.g. ``PassengerBoardedV1``, ``request_id=...``)."""
+    return kind.model_validate(
+        {"occurred_at": to_datetime(at), "source": "t", "zone": "rendsburg"}
+        | {"vehicle_id": vehicle_id}
+        | kw
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from dispatcher.clock import to_datetime, to_timestamp
 from dispatcher.core import DispatchCore
 from dispatcher.geo import LatLon
@@ -22,15 +20,10 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    of_kind,
     request,
     shift,
 )
-
-E = TypeVar("E", bound=Event)
-
-
-def _of(outputs: list[Event], kind: type[E]) -> list[E]:
-    return [e for e in outputs if isinstance(e, kind)]
 
 
 def brk(at: float, duration_s: int = 1800, latest_in_s: float = 3600, vid: str = "v1") -> Event:
@@ -45,7 +38,7 @@ def brk(at: float, duration_s: int = 1800, latest_in_s: float = 3600, vid: str =
 
 
 def _planned_break(c: DispatchCore, out: list[Event]) -> tuple[float, float]:
-    (plan,) = _of(out, DriverPlanV1)
+    (plan,) = of_kind(out, DriverPlanV1)
     assert plan.break_start is not None and plan.break_end is not None
     assert plan.break_location is not None
     b0, b1 = to_timestamp(plan.break_start), to_timestamp(plan.break_end)
@@ -86,7 +79,7 @@ def test_break_waits_for_the_passenger_on_board_and_keeps_every_promise():
     c.handle(shift("v1", position=FOCKBEK), T0)
     c.handle(shift("v2", position=OSTERROENFELD), T0)
     out = c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT, at=T0), T0).outputs
-    (offer,) = _of(out, RideOfferedV1)
+    (offer,) = of_kind(out, RideOfferedV1)
     vid = offer.vehicle_id
     board = PassengerBoardedV1(
         occurred_at=to_datetime(T0 + 120),
@@ -167,5 +160,5 @@ def test_batch_mode_plans_the_break_at_once_and_new_rides_around_it():
     ride = c.state.rides["r1"]
     if ride.status is RideStatus.OFFERED:
         assert ride.pickup_eta is not None and ride.pickup_eta >= b1
-        (plan,) = _of(out, DriverPlanV1)
+        (plan,) = of_kind(out, DriverPlanV1)
         assert plan.break_start == to_datetime(b0)

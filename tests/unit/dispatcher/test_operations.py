@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
 
 from dispatcher.clock import VirtualClock, to_datetime, to_timestamp
 from dispatcher.core import DispatchCore, VirtualStop
 from dispatcher.planning import break_id, build_problem, plan_problems
 from dispatcher.state import RideStatus
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
-from schemas.envelope import Event, Place
+from schemas.envelope import Place
 from schemas.vehicle import ArrivedAtStopV1, NoShowV1, ShiftEndedV1
 from solvers.check import check_plan
 from solvers.insertion import insertion_solve
@@ -23,21 +22,11 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    of_kind,
     request,
     shift,
+    vehicle_event,
 )
-
-E = TypeVar("E", bound=Event)
-
-
-def _of(outputs: list[Event], kind: type[E]) -> list[E]:
-    return [e for e in outputs if isinstance(e, kind)]
-
-
-def _vehicle_event(kind: type[Event], at: float, **kw: object) -> Event:
-    return kind.model_validate(
-        {"occurred_at": to_datetime(at), "source": "t", "zone": "rendsburg", **kw}
-    )
 
 
 def _immediate(**kw: object) -> DispatchCore:
@@ -50,8 +39,8 @@ def test_immediate_mode_offers_inside_handle():
     c = _immediate()
     c.handle(shift("v1"), clock.now())
     out = c.handle(request("r1"), clock.now()).outputs
-    (offer,) = _of(out, RideOfferedV1)
-    (plan,) = _of(out, DriverPlanV1)
+    (offer,) = of_kind(out, RideOfferedV1)
+    (plan,) = of_kind(out, DriverPlanV1)
     assert offer.vehicle_id == "v1" and c.state.rides["r1"].status is RideStatus.OFFERED
     assert [s.request_id for s in plan.stops] == ["r1", "r1"]
     assert out.index(offer) < out.index(plan)  # the passenger hears first
@@ -64,7 +53,7 @@ def test_immediate_mode_rejects_what_cannot_be_inserted():
     c.handle(shift("v1", seats=1, wheelchairs=0), T0)
     c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT), T0)
     out = c.handle(request("r2", origin=JEVENSTEDT, destination=FOCKBEK), T0).outputs
-    offers, rejections = _of(out, RideOfferedV1), _of(out, RideRejectedV1)
+    offers, rejections = of_kind(out, RideOfferedV1), of_kind(out, RideRejectedV1)
     assert len(offers) + len(rejections) == 1
 
 
@@ -132,13 +121,13 @@ def test_a_plan_breaking_the_checker_is_refused():
                                   route.end_time, route.distance),), ())  # fmt: skip
     assert plan_problems(job, bad)
     out = c.complete(job, bad, T0 + 1)
-    assert _of(out, RideRejectedV1) and c.state.vehicles["v1"].stops == []
+    assert of_kind(out, RideRejectedV1) and c.state.vehicles["v1"].stops == []
 
 
 def _arrive_at_pickup(c: DispatchCore, rid: str, at: float) -> None:
     ride = c.state.rides[rid]
     c.handle(
-        _vehicle_event(
+        vehicle_event(
             ArrivedAtStopV1, at, vehicle_id="v1", request_ids=[rid],
             position=Place(lat=ride.origin.lat, lon=ride.origin.lon),
         ),
@@ -154,13 +143,13 @@ def test_no_show_needs_the_wait_at_the_stop():
     ride = c.state.rides["r1"]
     assert ride.promised_pickup is not None
     arrive = max(T0 + 600, ride.promised_pickup[0])
-    early = _vehicle_event(NoShowV1, arrive, vehicle_id="v1", request_id="r1")
+    early = vehicle_event(NoShowV1, arrive, vehicle_id="v1", request_id="r1")
     assert "before the vehicle arrived" in (c.handle(early, arrive).dead_letter or "")
     _arrive_at_pickup(c, "r1", arrive)
     reason = c.handle(early, arrive + 120).dead_letter or ""
     assert "after 120 s" in reason and "must wait 300 s" in reason
     assert c.state.rides["r1"].status is RideStatus.OFFERED
-    late = _vehicle_event(NoShowV1, arrive + 300, vehicle_id="v1", request_id="r1")
+    late = vehicle_event(NoShowV1, arrive + 300, vehicle_id="v1", request_id="r1")
     assert c.handle(late, arrive + 300).dead_letter is None
     assert c.state.rides["r1"].status is RideStatus.NO_SHOW
 
@@ -172,11 +161,11 @@ def test_breakdown_moves_passengers_and_tells_them():
     c.handle(request("r1"), T0)
     assert c.state.rides["r1"].vehicle_id == "v1"
     c.handle(shift("v2"), T0 + 60)
-    ended = _vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
+    ended = vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
     out = c.handle(ended, T0 + 120).outputs
-    (offer,) = _of(out, RideOfferedV1)
+    (offer,) = of_kind(out, RideOfferedV1)
     assert offer.vehicle_id == "v2" and c.state.rides["r1"].replanned_from == "v1"
-    plans = {p.vehicle_id: p for p in _of(out, DriverPlanV1)}
+    plans = {p.vehicle_id: p for p in of_kind(out, DriverPlanV1)}
     assert plans["v1"].stops == [] and [s.request_id for s in plans["v2"].stops] == ["r1", "r1"]
 
 
@@ -185,8 +174,8 @@ def test_breakdown_without_spare_vehicle_rejects_with_reason():
     c = _immediate()
     c.handle(shift("v1"), T0)
     c.handle(request("r1"), T0)
-    ended = _vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
-    (rejection,) = _of(c.handle(ended, T0 + 120).outputs, RideRejectedV1)
+    ended = vehicle_event(ShiftEndedV1, T0 + 120, vehicle_id="v1", reason="breakdown")
+    (rejection,) = of_kind(c.handle(ended, T0 + 120).outputs, RideRejectedV1)
     assert rejection.reason.value == "no_vehicle" and "v1" in rejection.message
     ride = c.state.rides["r1"]
     assert ride.status is RideStatus.REJECTED and "v1" in (ride.outcome_reason or "")
@@ -200,7 +189,7 @@ def test_breakdown_in_batch_mode_replans_in_next_batch():
     job = c.prepare(T0 + 2)
     assert job is not None
     c.complete(job, insertion_solve(job.problem, SolveLimits(0.2)), T0 + 2)
-    ended = _vehicle_event(ShiftEndedV1, T0 + 60, vehicle_id="v1", reason="breakdown")
+    ended = vehicle_event(ShiftEndedV1, T0 + 60, vehicle_id="v1", reason="breakdown")
     c.handle(ended, T0 + 60)
     assert c.state.rides["r1"].status is RideStatus.PENDING and c.batch.pending == ("r1",)
 
@@ -217,7 +206,7 @@ def test_requests_snap_to_nearest_stop_and_offer_says_where_to_walk():
     c.handle(shift("v1"), T0)
     near_fockbek = Place(lat=FOCKBEK.lat + 0.002, lon=FOCKBEK.lon)  # about 220 m north
     out = c.handle(request("r1", origin=near_fockbek), T0).outputs
-    (offer,) = _of(out, RideOfferedV1)
+    (offer,) = of_kind(out, RideOfferedV1)
     assert offer.pickup.stop_id == "s-fockbek" and offer.dropoff.stop_id == "s-buedelsdorf"
     assert (offer.pickup.lat, offer.pickup.lon) == (FOCKBEK.lat, FOCKBEK.lon)
     assert 200 <= offer.walk_m <= 250
@@ -252,7 +241,7 @@ def test_vehicle_is_planned_only_inside_its_shift_and_alternative_is_offered():
     c = _immediate(alternative_step_s=1800, alternative_tries=3)
     later = shift("v1", at=T0 + 3600)
     c.handle(later, T0)
-    (rej,) = _of(c.handle(request("r1"), T0).outputs, RideRejectedV1)
+    (rej,) = of_kind(c.handle(request("r1"), T0).outputs, RideRejectedV1)
     assert rej.reason.value == "no_vehicle" and rej.alternative_pickup is not None
     assert to_timestamp(rej.alternative_pickup) >= T0 + 3600
 
@@ -269,7 +258,7 @@ def test_break_is_planned_inside_its_window_with_an_empty_vehicle():
     )
     c.handle(start, T0)
     out = c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT), T0 + 1).outputs
-    (plan,) = _of(out, DriverPlanV1)
+    (plan,) = of_kind(out, DriverPlanV1)
     assert plan.break_start is not None and plan.break_end is not None
     b0, b1 = to_timestamp(plan.break_start), to_timestamp(plan.break_end)
     assert T0 + 2700 <= b0 <= T0 + 3600 and b1 - b0 == 1800

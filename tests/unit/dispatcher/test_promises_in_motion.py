@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from dispatcher.clock import to_datetime, to_timestamp
+from dispatcher.clock import to_timestamp
 from dispatcher.core import DispatchCore
 from dispatcher.planning import PlanningConfig, latest_departures
 from dispatcher.state import RideStatus
@@ -18,22 +16,11 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    of_kind,
     request,
     shift,
+    vehicle_event,
 )
-
-E = TypeVar("E", bound=Event)
-
-
-def _of(outputs: list[Event], kind: type[E]) -> list[E]:
-    return [e for e in outputs if isinstance(e, kind)]
-
-
-def _event(kind: type[Event], at: float, **kw: object) -> Event:
-    return kind.model_validate(
-        {"occurred_at": to_datetime(at), "source": "t", "zone": "rendsburg", "vehicle_id": "v1"}
-        | kw
-    )
 
 
 def _at(place: Place) -> Place:
@@ -43,8 +30,8 @@ def _at(place: Place) -> Place:
 def _board(c: DispatchCore, rid: str, at: float) -> list[Event]:
     ride = c.state.rides[rid]
     here = Place(lat=ride.origin.lat, lon=ride.origin.lon)
-    c.handle(_event(ArrivedAtStopV1, at, request_ids=[rid], position=here), at)
-    return c.handle(_event(PassengerBoardedV1, at, request_id=rid), at).outputs
+    c.handle(vehicle_event(ArrivedAtStopV1, at, request_ids=[rid], position=here), at)
+    return c.handle(vehicle_event(PassengerBoardedV1, at, request_id=rid), at).outputs
 
 
 def _tight_core() -> DispatchCore:
@@ -67,7 +54,7 @@ def test_no_show_wait_is_cut_short_to_keep_the_rider_on_board():
     order = [s.ref for s in c.state.vehicles["v1"].stops]
     assert order.index(("r2", "pickup")) < order.index(("r1", "dropoff"))
     board = max(T0 + 5, c.state.rides["r1"].promised_pickup[0])  # type: ignore[index]
-    plans = _of(_board(c, "r1", board), DriverPlanV1)
+    plans = of_kind(_board(c, "r1", board), DriverPlanV1)
     stop = next(s for s in plans[-1].stops if s.request_id == "r2" and s.action == "pickup")
     assert stop.latest_departure is not None
     depart_by = to_timestamp(stop.latest_departure)
@@ -78,11 +65,13 @@ def test_no_show_wait_is_cut_short_to_keep_the_rider_on_board():
     # cannot spare the full 300 s.
     arrive = max(stop.eta, stop.window_start or stop.eta)
     at = to_timestamp(arrive)
-    c.handle(_event(ArrivedAtStopV1, at, request_ids=["r2"], position=_at(OSTERROENFELD)), at)
+    c.handle(
+        vehicle_event(ArrivedAtStopV1, at, request_ids=["r2"], position=_at(OSTERROENFELD)), at
+    )
     assert at < depart_by < at + 300
-    too_early = c.handle(_event(NoShowV1, depart_by - 60, request_id="r2"), depart_by - 60)
+    too_early = c.handle(vehicle_event(NoShowV1, depart_by - 60, request_id="r2"), depart_by - 60)
     assert "must wait 300 s" in (too_early.dead_letter or "")
-    ok = c.handle(_event(NoShowV1, depart_by, request_id="r2"), depart_by)
+    ok = c.handle(vehicle_event(NoShowV1, depart_by, request_id="r2"), depart_by)
     assert ok.dead_letter is None
     assert c.state.rides["r2"].status is RideStatus.NO_SHOW
 
@@ -95,7 +84,7 @@ def test_late_boarding_retimes_the_rest_of_the_route():
     dropoff_eta = c.state.rides["r1"].dropoff_eta
     assert dropoff_eta is not None
     late = T0 + 600
-    plans = _of(_board(c, "r1", late), DriverPlanV1)
+    plans = of_kind(_board(c, "r1", late), DriverPlanV1)
     (stop,) = plans[-1].stops
     direct_s, _ = c.travel.leg(c.state.rides["r1"].origin, c.state.rides["r1"].destination)
     pickup_service = c.config.planning.pickup_service_s
@@ -115,9 +104,9 @@ def test_a_position_report_does_not_make_the_next_stop_come_sooner():
     earliest = c.state.vehicles["v1"].leg_since + leg_s
     # a (wrong or early) report right next to the drop-off, soon after leaving
     near = Place(lat=JEVENSTEDT.lat + 0.001, lon=JEVENSTEDT.lon)
-    c.handle(_event(PositionUpdatedV1, T0 + 120, position=near), T0 + 120)
+    c.handle(vehicle_event(PositionUpdatedV1, T0 + 120, position=near), T0 + 120)
     out = c.handle(request("r2", origin=BUEDELSDORF, destination=RENDSBURG, at=T0 + 121), T0 + 121)
-    plan = _of(out.outputs, DriverPlanV1)
+    plan = of_kind(out.outputs, DriverPlanV1)
     stops = plan[-1].stops if plan else []
     dropoff = next((s for s in stops if s.request_id == "r1"), None)
     if dropoff is not None:  # r2 went to v1: its plan is timed from the leg, not the report

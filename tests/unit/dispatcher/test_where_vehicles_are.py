@@ -17,8 +17,6 @@ And demand x3, seed 8: a vehicle too late for its shift end made ``handle`` rais
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from dispatcher.clock import to_datetime
 from dispatcher.core import DispatchCore
 from dispatcher.geo import LatLon, interpolate
@@ -28,7 +26,7 @@ from dispatcher.state import RideStatus
 from producers.demand import DemandOptions
 from producers.scenario import load_scenario
 from schemas.dispatch import RideOfferedV1
-from schemas.envelope import Event, Place
+from schemas.envelope import Place
 from schemas.vehicle import (
     ArrivedAtStopV1,
     BreakRequestedV1,
@@ -44,22 +42,11 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    of_kind,
     request,
     shift,
+    vehicle_event,
 )
-
-E = TypeVar("E", bound=Event)
-
-
-def _of(outputs: list[Event], kind: type[E]) -> list[E]:
-    return [e for e in outputs if isinstance(e, kind)]
-
-
-def _event(kind: type[Event], at: float, **kw: object) -> Event:
-    return kind.model_validate(
-        {"occurred_at": to_datetime(at), "source": "t", "zone": "rendsburg", "vehicle_id": "v1"}
-        | kw
-    )
 
 
 def _ll(p: Place) -> LatLon:
@@ -68,9 +55,9 @@ def _ll(p: Place) -> LatLon:
 
 def _served_at(c: DispatchCore, rid: str, kind: str, at: float, place: Place) -> None:
     here = Place(lat=place.lat, lon=place.lon)
-    c.handle(_event(ArrivedAtStopV1, at, request_ids=[rid], position=here), at)
+    c.handle(vehicle_event(ArrivedAtStopV1, at, request_ids=[rid], position=here), at)
     event = PassengerBoardedV1 if kind == "pickup" else PassengerAlightedV1
-    handled = c.handle(_event(event, at, request_id=rid), at)
+    handled = c.handle(vehicle_event(event, at, request_id=rid), at)
     assert handled.dead_letter is None
 
 
@@ -99,7 +86,7 @@ def test_after_a_break_the_vehicle_sets_off_from_the_depot_at_the_break_end():
     b0, b1 = c.state.vehicles["v1"].break_planned or (0.0, 0.0)
     assert b0 < T0 + 120
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=BUEDELSDORF, at=b0 + 300), b0 + 300)
-    assert _of(out.outputs, RideOfferedV1)
+    assert of_kind(out.outputs, RideOfferedV1)
     ride = c.state.rides["r1"]
     leg_s, _ = c.travel.leg(c.state.vehicles["v1"].depot, _ll(JEVENSTEDT))
     assert ride.pickup_eta is not None and ride.pickup_eta >= b1 + leg_s - 1
@@ -117,7 +104,7 @@ def test_a_vehicle_that_waited_sets_off_when_it_is_given_somewhere_to_go():
     c.handle(shift("v1", position=RENDSBURG), T0)
     now = T0 + 1800
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=BUEDELSDORF, at=now), now)
-    assert _of(out.outputs, RideOfferedV1)
+    assert of_kind(out.outputs, RideOfferedV1)
     leg_s, _ = c.travel.leg(_ll(RENDSBURG), _ll(JEVENSTEDT))
     job = build_problem(c.state, [], now + 10, c.travel, c.config.planning)
     assert _arrival(job, JEVENSTEDT) >= now + leg_s - 1
@@ -132,7 +119,7 @@ def test_a_vehicle_sent_elsewhere_is_not_expected_sooner_than_from_where_it_turn
     # r1: picked up at Fockbek in an hour; r0: Rendsburg -> Osterrönfeld now
     at = to_datetime(T0 + 3600)
     prebooked = request("r1", origin=FOCKBEK, destination=JEVENSTEDT, requested_time=at)
-    assert _of(c.handle(prebooked, T0).outputs, RideOfferedV1)
+    assert of_kind(c.handle(prebooked, T0).outputs, RideOfferedV1)
     c.handle(request("r0", origin=RENDSBURG, destination=OSTERROENFELD, at=T0 + 1), T0 + 1)
     r0 = c.state.rides["r0"]
     assert r0.status is RideStatus.OFFERED and r0.pickup_eta is not None
@@ -147,13 +134,13 @@ def test_a_vehicle_sent_elsewhere_is_not_expected_sooner_than_from_where_it_turn
     leg_s, _ = c.travel.leg(_ll(OSTERROENFELD), _ll(FOCKBEK))
     here = interpolate(_ll(OSTERROENFELD), _ll(FOCKBEK), 200 / leg_s)
     out = c.handle(request("r2", origin=BUEDELSDORF, destination=RENDSBURG, at=turned), turned)
-    assert _of(out.outputs, RideOfferedV1)
+    assert of_kind(out.outputs, RideOfferedV1)
     stops = [s.ref for s in c.state.vehicles["v1"].stops]
     assert stops[0] == ("r2", "pickup")
     detour, _ = c.travel.leg(here, _ll(BUEDELSDORF))
     # a (too hopeful) report next to Büdelsdorf a minute later
     near = Place(lat=BUEDELSDORF.lat - 0.001, lon=BUEDELSDORF.lon)
-    c.handle(_event(PositionUpdatedV1, turned + 60, position=near), turned + 60)
+    c.handle(vehicle_event(PositionUpdatedV1, turned + 60, position=near), turned + 60)
     job = build_problem(c.state, [], turned + 61, c.travel, c.config.planning)
     assert _arrival(job, BUEDELSDORF) >= turned + detour - 1
 
@@ -173,7 +160,9 @@ def test_a_locked_pickup_counts_the_ride_time_from_the_eta_the_driver_was_given(
     now = eta - 100
     behind = interpolate(_ll(FOCKBEK), _ll(RENDSBURG), 0.6)
     assert c.travel.leg(behind, _ll(FOCKBEK))[0] > 250
-    c.handle(_event(PositionUpdatedV1, now, position=Place(lat=behind.lat, lon=behind.lon)), now)
+    c.handle(
+        vehicle_event(PositionUpdatedV1, now, position=Place(lat=behind.lat, lon=behind.lon)), now
+    )
     job = build_problem(c.state, [], now, c.travel, c.config.planning)
     assert "v1" in job.locked and job.locked["v1"].ref == ("r1", "pickup")
     (v,) = job.problem.vehicles
