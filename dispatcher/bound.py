@@ -17,14 +17,11 @@ whatever the plan); no-shows are not known in advance and stay in.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, replace
 
-from dispatcher.core import CoreConfig, DispatchCore
-from dispatcher.planning import PlanningConfig, break_id, build_problem
-from dispatcher.simulation import SimulationResult, scenario_stops
-from producers.scenario import Scenario
+from dispatcher.core import DispatchCore
+from dispatcher.planning import break_id, build_problem
+from dispatcher.simulation import SimulationResult
 from schemas.passenger import RideCancelledV1, RideRequestedV1
 from schemas.vehicle import ShiftStartedV1
 from solvers.base import Solver
@@ -56,40 +53,30 @@ class Clairvoyant:
 
 def clairvoyant_plan(
     result: SimulationResult,
-    scenario: Scenario,
     *,
     time_limit: float,
     solver: Solver | None = None,
-    planning: PlanningConfig | None = None,
-    walk_max_m: float = 500.0,
 ) -> Clairvoyant:
     """Plan every request of ``result``'s day at once, as if all were known at its start.
 
-    ``planning`` and ``walk_max_m`` must be the simulation's, so that requests are
-    admitted and windowed the same way (the service hours are the simulated
-    period); ``solver`` (default: the OR-Tools/LNS solver) gets ``time_limit``
-    seconds.
+    Requests are admitted, snapped and windowed by a core with the simulation's own
+    configuration and travel model; ``solver`` (default: the OR-Tools/LNS solver)
+    gets ``time_limit`` seconds.
     """
+    if result.core_config is None or result.travel is None:
+        raise ValueError("the simulation result does not say how its core was configured")
     if solver is None:
         from solvers.ortools_pdp import ortools_solve  # noqa: PLC0415
 
         solver = ortools_solve
-    pc = planning or PlanningConfig()
-    local = datetime.fromtimestamp(result.start, ZoneInfo(scenario.timezone))
-    start_h = local.hour + local.minute / 60 + local.second / 3600
-    service_hours = (start_h, start_h + (result.end - result.start) / 3600)
-    config = CoreConfig(
-        planning=pc,
+    config = replace(
+        result.core_config,
         mode="batch",
         batch_window_s=float("inf"),  # nothing is solved while the requests come in
         batch_max_size=1_000_000,
-        areas={scenario.zone: scenario.area},
-        stops=scenario_stops(scenario),
-        walk_max_m=walk_max_m,
-        service_hours=service_hours,
-        timezone=scenario.timezone,
+        reopt_every_s=0.0,
     )
-    core = DispatchCore(config, scenario.travel())
+    core = DispatchCore(config, result.travel)
     events = sorted(result.events, key=lambda te: te[0])
     cancelled = {e.request_id for _, e in events if isinstance(e, RideCancelledV1)}
     for t, e in events:
@@ -106,7 +93,7 @@ def clairvoyant_plan(
         handled = core.handle(e, t)
         if not handled.outputs and handled.dead_letter is None:
             admitted.append(e.request_id)
-    job = build_problem(core.state, admitted, result.start, core.travel, pc)
+    job = build_problem(core.state, admitted, result.start, core.travel, config.planning)
     t0 = time.monotonic()
     plan = solver(job.problem, SolveLimits(time_limit))
     seconds = time.monotonic() - t0

@@ -37,9 +37,8 @@ import numpy as np
 from dispatcher.geo import EARTH_RADIUS_M, LatLon, TravelModel, haversine_m
 from dispatcher.planning import (
     PlanningConfig,
+    Whereabouts,
     _locked_stop,
-    heading,
-    last_known,
     on_break,
     service_time,
 )
@@ -109,10 +108,9 @@ def _route(
     # Where the vehicle is: where it was last known to be, or somewhere on the way from
     # there to its heading (``planning`` interpolates); ``towards`` then holds that.
     free_at = rel(v.busy_until)
-    known, since = last_known(v, now)
-    target = heading(v, now)
-    moving = target is not None and now > since
-    start, start_time = known, float(free_at)
+    where = Whereabouts.of(v, now)
+    moving = where.target is not None and now > where.since
+    start, start_time = where.point, float(free_at)
     lock = _locked_stop(v, now, cfg)
     if on_break(v, now) and not (lock is not None and lock.arrived):
         assert v.break_planned is not None
@@ -126,7 +124,7 @@ def _route(
     route = _Route()
     route.start_time = max(start_time, float(rel(v.shift_start)))
     route.end_time = max(float(rel(v.shift_end)), route.start_time)
-    route.towards = target if moving else None
+    route.towards = where.target if moving else None
     route.points.append(start)
     route.svc.append(0.0)
     route.early.append(route.start_time)

@@ -547,7 +547,7 @@ def run_simulation_cli(
                 from dispatcher.bound import clairvoyant_plan  # noqa: PLC0415
 
                 with console.status(f"clairvoyant plan of the day ({bound_s:g} s)"):
-                    bound = clairvoyant_plan(result, sc, time_limit=bound_s).as_dict()
+                    bound = clairvoyant_plan(result, time_limit=bound_s).as_dict()
         table = Table(title=f"{sc.name}: insertion-only vs full policy ({opts.policy})")
         table.add_column("KPI")
         table.add_column("insertion", justify="right")

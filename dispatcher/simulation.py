@@ -108,6 +108,9 @@ class SimulationResult:
     tracks: dict[str, list[tuple[float, LatLon]]]
     max_persons: dict[str, int]
     stop_points: list[LatLon]
+    #: the dispatcher core's configuration and travel model in this run
+    core_config: CoreConfig | None = None
+    travel: TravelModel | None = None
     wall_s: float = 0.0
     kpis: dict[str, object] = field(default_factory=dict)
 
@@ -285,6 +288,8 @@ class Simulation:
             tracks=self.fleet.tracks(),
             max_persons=self.fleet.max_persons(),
             stop_points=self.stop_points,
+            core_config=self.core.config,
+            travel=self.core.travel,
         )
         self.history.segments = list(self.fleet.segments)
         result.kpis = compute_kpis(self.history)

@@ -32,7 +32,7 @@ def overloaded_day(scenario: Scenario) -> SimulationResult:
 
 
 def test_clairvoyant_plan_takes_the_days_admissible_requests(
-    scenario: Scenario, overloaded_day: SimulationResult
+    overloaded_day: SimulationResult,
 ) -> None:
     """Every request the core would admit goes into the plan, cancelled ones stay out, and
     the plan passes the independent checker."""
@@ -44,7 +44,7 @@ def test_clairvoyant_plan_takes_the_days_admissible_requests(
         for _, e in result.outputs
         if isinstance(e, RideRejectedV1) and e.reason is not RejectionReason.NO_VEHICLE
     }
-    bound = clairvoyant_plan(result, scenario, time_limit=2.0, solver=insertion_solve)
+    bound = clairvoyant_plan(result, time_limit=2.0, solver=insertion_solve)
     assert bound.requests == len(requested)
     assert bound.cancelled == len(cancelled)
     assert bound.admissible == len(requested - cancelled - inadmissible)
@@ -52,13 +52,11 @@ def test_clairvoyant_plan_takes_the_days_admissible_requests(
     assert 0 < bound.planned <= bound.admissible
 
 
-def test_knowing_the_day_in_advance_serves_more(
-    scenario: Scenario, overloaded_day: SimulationResult
-) -> None:
+def test_knowing_the_day_in_advance_serves_more(overloaded_day: SimulationResult) -> None:
     """With every request known at the start, the solver plans more rides than the online
     insertion policy offered (where demand far exceeds the fleet)."""
     result = overloaded_day
-    bound = clairvoyant_plan(result, scenario, time_limit=5.0)
+    bound = clairvoyant_plan(result, time_limit=5.0)
     offered = result.kpis["offered"]
     assert isinstance(offered, int)
     assert bound.planned > offered
