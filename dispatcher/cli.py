@@ -243,6 +243,12 @@ def bench_warm(
     solver: Annotated[str, typer.Option(help="ortools, insertion or vroom")] = "ortools",
     out: Annotated[Path | None, typer.Option(help="results.json to write")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    repeats: Annotated[
+        int, typer.Option(help="Runs per instance (seeds seed, seed+1, ...); rows show the mean.")
+    ] = 1,
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated instance names (default: all in DIR).")
+    ] = None,
 ) -> None:
     """Re-solve from the previous plan after new requests; compare with a cold solve."""
     from solvers.bench import bench_warm_start  # noqa: PLC0415
@@ -257,6 +263,8 @@ def bench_warm(
         solver=solver,
         seed=seed,
         out=out,
+        repeats=repeats,
+        names=only.split(",") if only else None,
     )
 
 

@@ -108,3 +108,25 @@ def test_bench_warm_start_table_and_file(cordeau_ab: Path, tmp_path: Path):
         assert r["gap_percent"] == 100.0 * (r["warm_cost"] - r["cold_cost"]) / r["cold_cost"]
     text = console.export_text()
     assert "a3-18" in text and "mean gap" in text
+
+
+def test_bench_warm_start_repeats_rows_are_means(cordeau_ab: Path):
+    """``--repeats``: every run is kept with its seed, the row shows the mean gap and range."""
+    console = Console(record=True, width=160)
+    results = bench_warm_start(
+        "darp",
+        cordeau_ab,
+        new=3,
+        cold_limit=0.2,
+        warm_limit=0.1,
+        solver="insertion",
+        console=console,
+        names=["a2-16"],
+        repeats=2,
+        seed=5,
+    )
+    assert [(r["instance"], r["seed"]) for r in results] == [("a2-16", 5), ("a2-16", 6)]
+    assert results[0]["new"] != results[1]["new"]  # another held-out sample per seed
+    mean = (results[0]["gap_percent"] + results[1]["gap_percent"]) / 2
+    text = console.export_text()
+    assert f"{mean:.2f}" in text and "gap range" in text and "seeds 5-6" in text
