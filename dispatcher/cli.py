@@ -238,6 +238,9 @@ def bench_warm(
     set_name: Annotated[str, typer.Option("--set", help="darp or pdptw")],
     instances: Annotated[Path, typer.Option(help="Directory of instance files.")],
     new: Annotated[int, typer.Option(help="Requests added to the solved instance.")] = 5,
+    removed: Annotated[
+        int, typer.Option(help="Requests taken out at the same time (cancellations).")
+    ] = 0,
     cold_limit: Annotated[float, typer.Option(help="Seconds of the cold solves.")] = 10.0,
     warm_limit: Annotated[float, typer.Option(help="Seconds of the warm re-solve.")] = 1.0,
     solver: Annotated[str, typer.Option(help="ortools, insertion or vroom")] = "ortools",
@@ -265,6 +268,7 @@ def bench_warm(
         out=out,
         repeats=repeats,
         names=only.split(",") if only else None,
+        removed=removed,
     )
 
 

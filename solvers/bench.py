@@ -289,13 +289,15 @@ def warm_start_experiment(
     warm_limit: float = 1.0,
     solver: str = "ortools",
     seed: int = 0,
+    removed: int = 0,
 ) -> dict[str, Any]:
     """How good is a short re-solve from the previous plan after new requests arrive?
 
     Solves the instance without ``new`` requests (chosen with ``seed``) for
-    ``cold_limit`` seconds, adds them back and re-solves for ``warm_limit``
-    seconds with the first plan as ``problem.hint``; compares with a cold solve
-    of the full instance for ``cold_limit`` seconds. Costs in file units.
+    ``cold_limit`` seconds, adds them back (and takes ``removed`` others out, as
+    cancellations) and re-solves for ``warm_limit`` seconds with the first plan
+    as ``problem.hint``; compares with a cold solve of that final set of requests
+    for ``cold_limit`` seconds. Costs in file units.
     """
     import random  # noqa: PLC0415
 
@@ -303,19 +305,23 @@ def warm_start_experiment(
     solve = solver_by_name(solver)
     full = inst.problem
     rng = random.Random(seed)  # noqa: S311 (sampling, not cryptography)
-    held = {r.id for r in rng.sample(list(full.requests), min(new, len(full.requests)))}
+    ids = [r.id for r in full.requests]
+    chosen = rng.sample(ids, min(new + removed, len(ids)))
+    held, gone = set(chosen[:new]), set(chosen[new:])
     before = replace(full, requests=tuple(r for r in full.requests if r.id not in held))
+    after = replace(full, requests=tuple(r for r in full.requests if r.id not in gone))
     first = solve(before, SolveLimits(cold_limit), seed=seed)
-    warm = solve(replace(full, hint=first.hints()), SolveLimits(warm_limit), seed=seed)
-    cold = solve(full, SolveLimits(cold_limit), seed=seed)
+    warm = solve(replace(after, hint=first.hints()), SolveLimits(warm_limit), seed=seed)
+    cold = solve(after, SolveLimits(cold_limit), seed=seed)
     warm_cost, cold_cost = inst.cost(warm), inst.cost(cold)
     return {
         "instance": inst.name,
         "new": sorted(held),
+        "removed": sorted(gone),
         "warm_cost": warm_cost,
-        "warm_feasible": not check_plan(full, warm),
+        "warm_feasible": not check_plan(after, warm),
         "cold_cost": cold_cost,
-        "cold_feasible": not check_plan(full, cold),
+        "cold_feasible": not check_plan(after, cold),
         "gap_percent": 100.0 * (warm_cost - cold_cost) / cold_cost if cold_cost else 0.0,
     }
 
@@ -333,6 +339,7 @@ def bench_warm_start(
     console: Console | None = None,
     names: Sequence[str] | None = None,
     repeats: int = 1,
+    removed: int = 0,
 ) -> list[dict[str, Any]]:
     """:func:`warm_start_experiment` on every instance file in ``instances``; a table.
 
@@ -365,6 +372,7 @@ def bench_warm_start(
                 warm_limit=warm_limit,
                 solver=solver,
                 seed=seed + k,
+                removed=removed,
             )
             results.append({**run, "seed": seed + k})
     if out is not None:
@@ -373,7 +381,8 @@ def bench_warm_start(
     runs = f", mean of {repeats} runs (seeds {seed}-{seed + repeats - 1})" if repeats > 1 else ""
     table = Table(
         title=(
-            f"{set_name}: {solver}, +{new} requests, {warm_limit:g} s warm vs {cold_limit:g} s"
+            f"{set_name}: {solver}, +{new}{f' -{removed}' if removed else ''} requests,"
+            f" {warm_limit:g} s warm vs {cold_limit:g} s"
             f" cold{runs}"
         )
     )

@@ -130,3 +130,27 @@ def test_bench_warm_start_repeats_rows_are_means(cordeau_ab: Path):
     mean = (results[0]["gap_percent"] + results[1]["gap_percent"]) / 2
     text = console.export_text()
     assert f"{mean:.2f}" in text and "gap range" in text and "seeds 5-6" in text
+
+
+def test_warm_start_with_removed_requests(cordeau_ab: Path):
+    """Requests taken out with the new ones: neither plan serves them, both are checked
+    against the final set of requests."""
+    from solvers.bench import READERS, solver_by_name  # noqa: PLC0415
+    from solvers.model import SolveLimits  # noqa: PLC0415
+
+    out = warm_start_experiment(
+        "darp",
+        cordeau_ab / "a2-16.txt",
+        new=2,
+        removed=3,
+        cold_limit=0.3,
+        warm_limit=0.1,
+        solver="insertion",
+    )
+    assert len(out["new"]) == 2 and len(out["removed"]) == 3
+    assert not set(out["new"]) & set(out["removed"])
+    assert out["warm_feasible"] and out["cold_feasible"]
+    # fewer requests than the whole instance: cheaper than its cold solve
+    inst = READERS["darp"](cordeau_ab / "a2-16.txt")
+    whole = inst.cost(solver_by_name("insertion")(inst.problem, SolveLimits(0.3)))
+    assert out["cold_cost"] < whole
