@@ -168,6 +168,13 @@ def simulate(
             " start, with this many solver seconds (0: no)."
         ),
     ] = 0.0,
+    rebalance_points: Annotated[
+        int | None,
+        typer.Option(
+            help="Policy immediate: standby points idle vehicles are sent to (default: one"
+            " per vehicle; 0: no rebalancing)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -193,6 +200,8 @@ def simulate(
         opts = replace(opts, reopt_time_limit=reopt_time_limit)
     if demand_scale is not None:
         opts = replace(opts, demand_scale=demand_scale)
+    if rebalance_points is not None:
+        opts = replace(opts, rebalance_points=rebalance_points)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 
 

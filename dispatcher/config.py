@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dispatcher.core import Area, CoreConfig, VirtualStop
 from dispatcher.geo import CrowFliesTravel, TravelModel
 from dispatcher.planning import PlanningConfig
+from dispatcher.rebalancing import RebalancingConfig
 from dispatcher.travel import MatrixTravel, OsrmTravel
 from schemas.topics import TOPIC_BY_ROLE, TOPICS
 
@@ -159,6 +160,18 @@ class DispatchSettings(BaseModel):
         None, description="OSRM server for travel=osrm, e.g. http://osrm:5000."
     )
     osrm_timeout_s: float = Field(5.0, gt=0, description="Timeout of one OSRM table request.")
+    rebalance_points: int = Field(
+        0,
+        ge=0,
+        description="Standby points idle vehicles are sent to, from the expected demand of"
+        " the scenario (STOPS_SCENARIO, else rendsburg); 0: idle vehicles stay where they are.",
+    )
+    rebalance_idle_s: float = Field(
+        300.0, ge=0, description="A vehicle idle this long is sent to a standby point."
+    )
+    rebalance_max_distance_m: float = Field(
+        12_000.0, ge=0, description="Farthest (straight line) a vehicle is sent to stand by."
+    )
 
 
 class AuthSettings(BaseModel):
@@ -248,6 +261,21 @@ class Settings(BaseSettings):
             walk_max_m=d.walk_max_m,
             service_hours=d.service_hours,
             timezone=d.timezone,
+            rebalancing=self._rebalancing(),
+        )
+
+    def _rebalancing(self) -> RebalancingConfig:
+        d = self.dispatch
+        if d.rebalance_points <= 0:
+            return RebalancingConfig()
+        from dispatcher.simulation import scenario_rebalancing  # noqa: PLC0415
+        from producers.scenario import load_scenario  # noqa: PLC0415
+
+        return scenario_rebalancing(
+            load_scenario(d.stops_scenario or "rendsburg"),
+            d.rebalance_points,
+            idle_s=d.rebalance_idle_s,
+            max_distance_m=d.rebalance_max_distance_m,
         )
 
     def _stops(self) -> tuple[VirtualStop, ...]:

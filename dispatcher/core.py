@@ -27,7 +27,9 @@ from dispatcher.planning import (
     PlanningConfig,
     Whereabouts,
     break_id,
+    break_pending,
     build_problem,
+    estimated_position,
     heading,
     latest_departures,
     on_break,
@@ -36,6 +38,7 @@ from dispatcher.planning import (
     service_time,
 )
 from dispatcher.prefilter import may_insert
+from dispatcher.rebalancing import RebalancingConfig, assign
 from dispatcher.state import FleetState, Ride, RideStatus, VehicleState, VehicleStop
 from schemas.dispatch import (
     DriverPlanV1,
@@ -132,6 +135,8 @@ class CoreConfig:
     #: groups (0: all); ``insertion_candidates`` 0: every vehicle at once
     insertion_candidates: int = 5
     insertion_groups: int = 0
+    #: idle vehicles sent to standby points of the expected demand (off: no points)
+    rebalancing: RebalancingConfig = field(default_factory=RebalancingConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in {"batch", "immediate"}:
@@ -167,6 +172,8 @@ class DispatchCore:
         self.changes = 0
         self._reopt_changes = 0
         self._next_reopt: float | None = None
+        #: when each idle vehicle was last considered for a relocation
+        self._idle_checked: dict[str, float] = {}
 
     # -- input -------------------------------------------------------------------------
 
@@ -586,6 +593,7 @@ class DispatchCore:
         Their pickup may now be as late as ``max_wait_s`` from now.
         """
         vehicle.active = False
+        vehicle.standby = vehicle.standby_id = None
         self.state.touch_vehicle(vehicle)
         outputs: list[Event] = []
         moved: list[str] = []
@@ -764,12 +772,121 @@ class DispatchCore:
     # -- batches -------------------------------------------------------------------------
 
     def due(self, now: float) -> bool:
-        """A batch or a re-optimisation is due."""
-        return self.batch.due(now) or self._reopt_due(now)
+        """A batch, a re-optimisation or a relocation (:meth:`rebalance`) is due."""
+        return self.batch.due(now) or self._reopt_due(now) or self._rebalance_due(now)
 
     def next_due_at(self) -> float | None:
-        times = [self.batch.next_due_at(), self._reopt_at()]
+        times = [self.batch.next_due_at(), self._reopt_at(), self._rebalance_at()]
         return min((t for t in times if t is not None), default=None)
+
+    # -- rebalancing ---------------------------------------------------------------------
+
+    def _may_relocate(self, v: VehicleState, now: float) -> bool:
+        """Idle (no stops, nobody on board, not sent anywhere), on shift long enough
+        to drive somewhere and back to the depot, and no break planned or soon due
+        (the break is held at the depot)."""
+        rb = self.config.rebalancing
+        if not v.active or v.stops or v.onboard or v.standby is not None:
+            return False
+        if now < v.shift_start or v.shift_end - now < rb.shift_left_s:
+            return False
+        brk = v.break_planned
+        if brk is not None and now < brk[1]:
+            return brk[0] - now >= rb.break_margin_s
+        if break_pending(v, now):  # not planned yet: not within its window's margin
+            assert v.break_window is not None
+            return v.break_window[0] - now >= rb.break_margin_s
+        return True
+
+    def _recall_at(self, v: VehicleState) -> float | None:
+        """When a vehicle waiting at a standby point must leave for its planned break.
+
+        The break is held at the depot: the vehicle sets off the way from the
+        standby point (or from where it was sent there, if longer) plus
+        ``recall_margin_s`` before the planned start.
+        """
+        brk = v.break_planned
+        if v.standby is None or v.stops or brk is None or brk[1] <= v.leg_since:
+            return None
+        way = self.travel.leg(v.standby, v.depot)[0]
+        if v.leg_from is not None:
+            way = max(way, self.travel.leg(v.leg_from, v.depot)[0])
+        return brk[0] - way - self.config.rebalancing.recall_margin_s
+
+    def _idle_due(self, v: VehicleState) -> float:
+        """When the vehicle has waited ``idle_s`` (and was not considered meanwhile)."""
+        idle_s = self.config.rebalancing.idle_s
+        since = max(v.leg_since, v.busy_until, v.shift_start)
+        since = max(since, self._idle_checked.get(v.vehicle_id, -math.inf))
+        brk = v.break_planned
+        if brk is not None and brk[0] <= since + idle_s:
+            since = max(since, brk[1])  # idle again from the break's end
+        return since + idle_s
+
+    def _rebalance_at(self) -> float | None:
+        """The next time an idle vehicle is due to be considered (judged at that time)."""
+        if not self.config.rebalancing.enabled:
+            return None
+        due = ((self._idle_due(v), v) for v in self.state.vehicles.values())
+        times = [t for t, v in due if self._may_relocate(v, t)]
+        times += [t for v in self.state.vehicles.values() if (t := self._recall_at(v)) is not None]
+        return min(times, default=None)
+
+    def _rebalance_due(self, now: float) -> bool:
+        at = self._rebalance_at()
+        return at is not None and now >= at
+
+    def rebalance(self, now: float) -> list[Event]:
+        """Send the vehicles idle for ``idle_s`` to standby points; their driver plans.
+
+        Each is considered once per ``idle_s``: the points no other vehicle covers
+        (sent there, or waiting within ``cover_m``) go by expected demand to the
+        nearest of them within ``max_distance_m`` (:func:`rebalancing.assign`); the
+        others stay where they are. Nothing is promised by a relocation: the next
+        insertion starts from where the vehicle is on its way and replaces it.
+        """
+        rb = self.config.rebalancing
+        if not rb.enabled:
+            return []
+        outputs: list[Event] = []
+        for v in self.state.vehicles.values():
+            recall = self._recall_at(v)
+            if recall is not None and recall <= now:  # off to the depot for the break
+                was = Whereabouts.of(v, now)
+                v.standby = v.standby_id = None
+                self._redirected(v, was, now)
+                self.state.touch_vehicle(v)
+                outputs.append(self._new_plan_version(v, now))
+        considered = []
+        for v in self.state.active_vehicles(now):
+            due = self._idle_due(v)
+            if due <= now and self._may_relocate(v, due):
+                considered.append(v)
+                # judged now, whatever comes of it: next in ``idle_s`` at the earliest
+                self._idle_checked[v.vehicle_id] = now
+        ready = {v.vehicle_id: v for v in considered if self._may_relocate(v, now)}
+        if not ready:
+            return outputs
+        on_shift = self.state.active_vehicles(now)
+        sent = [v.standby_id for v in on_shift if v.standby_id]
+        waiting = [
+            estimated_position(v, now, self.travel)
+            for v in on_shift
+            if v.vehicle_id not in ready and not (v.stops or v.onboard or v.standby)
+        ]
+        where = {vid: estimated_position(v, now, self.travel) for vid, v in ready.items()}
+        for vid, point in assign(where, sent, waiting, len(on_shift), rb).items():
+            v = ready[vid]
+            was = Whereabouts.of(v, now)
+            v.standby, v.standby_id = point.point, point.id
+            recall = self._recall_at(v)
+            if recall is not None and recall <= now + rb.idle_s:
+                v.standby = v.standby_id = None  # too little time there before the break
+                continue
+            self._redirected(v, was, now)
+            self.state.touch_vehicle(v)
+            outputs.append(self._new_plan_version(v, now))
+        return outputs
 
     def _reopt_at(self) -> float | None:
         if self.config.reopt_every_s <= 0 or self.changes == self._reopt_changes:
@@ -856,6 +973,10 @@ class DispatchCore:
                 (s.ref, round(s.eta)) for s in vehicle.stops
             ] or vehicle.break_planned != old_break
             vehicle.stops = stops
+            recall = self._recall_at(vehicle)
+            if stops or (recall is not None and recall <= now):
+                # work, or a break due now at the depot, replaces the wait at a standby point
+                vehicle.standby = vehicle.standby_id = None
             self._redirected(vehicle, was, now)
             self.state.touch_vehicle(vehicle)
             for ride_id in {s.request_id for s in route.stops} & new:
@@ -974,6 +1095,11 @@ class DispatchCore:
             break_start=to_datetime(brk[0]) if brk else None,
             break_end=to_datetime(brk[1]) if brk else None,
             break_location=_place(vehicle.depot) if brk else None,
+            standby_location=(
+                _place(vehicle.standby, vehicle.standby_id)
+                if vehicle.standby is not None and not vehicle.stops
+                else None
+            ),
         )
 
 

@@ -111,10 +111,14 @@ def heading(v: VehicleState, now: float) -> LatLon | None:
 
     Its next stop, unless it is there already; the depot when its planned break
     comes first (an empty vehicle drives there and waits for the break's end, as
-    the driver plan's break says); None without stops.
+    the driver plan's break says); without stops the standby point it was sent to
+    (rebalancing; it waits there once arrived, until the core calls it back for its
+    break), else None.
     """
     if v.stops and v.stops[0].arrived:
         return None
+    if not v.stops and v.standby is not None:
+        return v.standby
     brk = v.break_planned
     if (
         brk is not None

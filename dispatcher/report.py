@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo
 from dispatcher.clock import to_timestamp
 from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
+from dispatcher.rebalancing import RebalancingConfig
 from dispatcher.simulation import (
     DEFAULT_DAY,
     POLICIES,
     Policy,
     SimulationResult,
+    scenario_rebalancing,
     simulate,
     solver_by_name,
 )
@@ -364,6 +366,8 @@ class SimOptions:
     reopt_time_limit: float = 1.0
     demand_scale: float = 1.0
     replay: Path | None = None
+    #: standby points of the full policy's rebalancing (None: one per vehicle; 0: off)
+    rebalance_points: int | None = None
 
 
 def _run(
@@ -375,6 +379,11 @@ def _run(
 ) -> SimulationResult:
     n = vehicles if vehicles is not None else opts.vehicles
     demand = fleet = None
+    rebalancing = None  # the policy's default
+    if opts.rebalance_points is not None and policy == "immediate":
+        rebalancing = RebalancingConfig()
+        if opts.rebalance_points > 0:
+            rebalancing = scenario_rebalancing(sc, opts.rebalance_points)
     start_hour, hours = opts.start_hour, opts.hours
     if opts.replay is not None:
         rec = replay_from(read_events(opts.replay), n)
@@ -397,6 +406,7 @@ def _run(
         demand=demand,
         fleet=fleet,
         demand_options=DemandOptions(scale=opts.demand_scale),
+        rebalancing=rebalancing,
         progress=progress,
     )
 
@@ -523,6 +533,7 @@ def run_simulation_cli(
         "reopt_time_limit": opts.reopt_time_limit,
         "demand_scale": opts.demand_scale,
         "replay": str(opts.replay) if opts.replay else None,
+        "rebalance_points": opts.rebalance_points,
     }
     if sweep is not None:
         rows = []

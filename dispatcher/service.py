@@ -429,6 +429,9 @@ class Dispatcher:
             # the loop keeps heartbeating (the cycle lock keeps everyone else off the core).
             completed = await asyncio.to_thread(self.core.complete, job, plan, self.clock.now())
             outputs.extend((e, fallback) for e in completed)
+        # idle vehicles sent to standby points (none unless DRT_DISPATCH__REBALANCE_POINTS)
+        relocated = self.core.rebalance(self.clock.now())
+        outputs.extend((e, min(self._owned, default=0)) for e in relocated)
         rides, vehicles = self.core.state.drain_dirty()
         outgoing = [
             Outgoing(self.topics[role_of(e)], key_of(e), e, self._shard_for(e, default))

@@ -35,7 +35,8 @@ from dispatcher.core import CoreConfig, DispatchCore, VirtualStop
 from dispatcher.geo import LatLon, TravelModel
 from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
 from dispatcher.planning import BatchJob, PlanningConfig, plan_problems
-from producers.demand import DemandOptions, generate_demand
+from dispatcher.rebalancing import RebalancingConfig, standby_points
+from producers.demand import DemandModel, DemandOptions, generate_demand
 from producers.fleet import FleetSimulator, VehicleConfig
 from producers.scenario import Scenario
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
@@ -260,6 +261,7 @@ class Simulation:
             while self.core.due(t):
                 if not self._batch(t):
                     break
+            self._route(t, self.core.rebalance(t))
             if self.progress is not None and t - last_progress >= 60:
                 last_progress = t
                 counts["requests"] = len(self.history.requests)
@@ -413,6 +415,20 @@ def scenario_stops(scenario: Scenario) -> tuple[VirtualStop, ...]:
     return tuple(VirtualStop(s.id, s.lat, s.lon, s.name) for s in (*scenario.stops, *scenario.hubs))
 
 
+def scenario_rebalancing(scenario: Scenario, points: int, **options: float) -> RebalancingConfig:
+    """Rebalancing to ``points`` standby points of the scenario's expected pickups.
+
+    The points are the weighted p-median of the demand model's pickup shares
+    (:meth:`DemandModel.pickup_shares`) over the stops and hubs; ``options`` are
+    the other :class:`RebalancingConfig` fields.
+    """
+    shares = DemandModel(scenario).pickup_shares()
+    standby = standby_points(
+        [(s.id, s.point, w) for s, w in shares], points, {s.id: s.name for s, _ in shares}
+    )
+    return RebalancingConfig(standby=standby, **options)
+
+
 def simulate(
     scenario: Scenario,
     vehicles: int | None = None,
@@ -439,6 +455,7 @@ def simulate(
     drain_s: float = 3 * 3600.0,
     seats: int | None = None,
     wheelchairs: int | None = None,
+    rebalancing: RebalancingConfig | None = None,
     progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate ``hours`` of service from ``start_hour`` (local) on ``day``.
@@ -468,6 +485,11 @@ def simulate(
         Probability that a passenger does not come to the pickup.
     drain_s
         How long after the service end the loop may run to finish rides.
+    rebalancing
+        Idle vehicles to standby points; default for ``"immediate"`` (the full
+        policy): one point per vehicle from the scenario's demand
+        (:func:`scenario_rebalancing`); off for the others. ``RebalancingConfig()``
+        turns it off.
     progress
         Called as ``progress(simulated_s, total_s, counts)`` about every simulated minute.
     """
@@ -482,6 +504,10 @@ def simulate(
     if demand is None:
         demand = generate_demand(scenario, start, end, seed, demand_options)
     fallback = fallback or insertion_solver()
+    if rebalancing is None:
+        rebalancing = RebalancingConfig()
+        if policy == "immediate":
+            rebalancing = scenario_rebalancing(scenario, len(fleet))
     core_config = CoreConfig(
         planning=planning or PlanningConfig(),
         batch_window_s=batch_window_s,
@@ -493,6 +519,7 @@ def simulate(
         walk_max_m=walk_max_m,
         service_hours=(start_h, start_h + hours),
         timezone=scenario.timezone,
+        rebalancing=rebalancing,
     )
     sim = Simulation(
         scenario,

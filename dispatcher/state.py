@@ -125,6 +125,10 @@ class VehicleState:
     #: leg it is driving (its arrival is not expected before the leg's travel time)
     leg_from: LatLon | None = None
     leg_since: float = 0.0
+    #: with no stops: the standby point the vehicle was sent to wait at (rebalancing)
+    #: and its id; a new stop replaces it
+    standby: LatLon | None = None
+    standby_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,8 +138,9 @@ class VehicleState:
         d = dict(d)
         d["depot"] = LatLon(**d["depot"])
         d["position"] = LatLon(**d["position"])
-        if d.get("leg_from") is not None:
-            d["leg_from"] = LatLon(**d["leg_from"])
+        for key in ("leg_from", "standby"):
+            if d.get(key) is not None:
+                d[key] = LatLon(**d[key])
         d["stops"] = [VehicleStop(**{**s, "location": LatLon(**s["location"])}) for s in d["stops"]]
         for key in ("break_window", "break_planned"):
             if d.get(key) is not None:

@@ -83,6 +83,20 @@ class DemandModel:
         hub_w = np.array([5.0 if h.id == "rail-ar" else 1.0 for h in self.hubs], dtype=float)
         self.hub_p = hub_w / hub_w.sum() if len(self.hubs) else hub_w
 
+    def pickup_shares(self) -> list[tuple[Stop, float]]:
+        """Each stop and hub with its expected share of the pickups (summing to 1).
+
+        What :meth:`draw_od` draws, in expectation: a trip starts at a stop by its
+        population, except the ``hub_share`` of trips to or from a hub, which start
+        at the hub half of the time. Rebalancing places idle vehicles by it.
+        """
+        hub = self.settings.hub_share if len(self.hubs) else 0.0
+        shares = [
+            (s, float(p) * (1 - hub / 2)) for s, p in zip(self.stops, self.origin_p, strict=True)
+        ]
+        shares += [(h, float(p) * hub / 2) for h, p in zip(self.hubs, self.hub_p, strict=True)]
+        return shares
+
     def draw_od(self, rng: np.random.Generator) -> tuple[Stop, Stop]:
         """One origin-destination pair of distinct places at least ``min_trip_m`` apart."""
         while True:

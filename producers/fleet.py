@@ -15,8 +15,9 @@ time order; ``on_plan(plan, now)`` hands a vehicle its newest :class:`DriverPlan
   ``PassengerBoardedV1``, or ``NoShowV1`` after waiting ``no_show_wait_s`` if the
   passenger does not come (probability ``no_show_prob``, drawn per request from the seed);
 * dwells the service time after each boarding or alighting;
-* with nothing to do, waits where it is, drives back to the depot in time for the
-  shift end and reports ``ShiftEndedV1`` there.
+* with nothing to do, drives to the plan's standby point if it has one (when it can
+  still be back at the depot by the shift end) and waits there, else where it is;
+  drives back to the depot in time for the shift end and reports ``ShiftEndedV1``.
 
 It records tracks and driven segments (with the passengers on board) for KPIs.
 """
@@ -114,6 +115,7 @@ class _Vehicle:
     break_plan: tuple[float, float, LatLon] | None = None
     break_done: bool = False
     breaks: list[tuple[float, float]] = field(default_factory=list)
+    standby: LatLon | None = None  # where to wait without stops (the plan's standby)
 
 
 def _key(p: LatLon | Place) -> tuple[float, float]:
@@ -175,6 +177,7 @@ class FleetSimulator:
             return
         v.plan_version = plan.plan_version
         v.stops = [s for s in plan.stops if (s.request_id, s.action.value) not in v.done]
+        v.standby = _ll(plan.standby_location) if plan.standby_location and not v.stops else None
         if not v.break_done:
             v.break_plan = None
             if plan.break_start is not None and plan.break_end is not None:
@@ -184,7 +187,8 @@ class FleetSimulator:
                     to_timestamp(plan.break_end),
                     _ll(where),
                 )
-        if v.leg is not None and (not v.stops or _key(v.stops[0].location) != _key(v.leg.b)):
+        target = v.stops[0].location if v.stops else v.standby
+        if v.leg is not None and (target is None or _key(target) != _key(v.leg.b)):
             self._stop_leg(v, now)  # divert from where it is now
         if v.started and v.leg is None:
             v.wake_at = now  # re-decide at once: maybe leave, maybe stop waiting
@@ -331,6 +335,13 @@ class FleetSimulator:
             if self._take_break(v, t):
                 return
             if not v.stops:
+                if v.standby is not None and _key(v.pos) != _key(v.standby):
+                    go_s, _ = self.travel.leg(v.pos, v.standby)
+                    from_s, _ = self.travel.leg(v.standby, c.depot)
+                    if t + go_s + from_s + self.depot_margin_s < c.shift_end:
+                        self._start_leg(v, t, v.standby)
+                        v.wake_at = self._leg_wake(v)
+                        return
                 back_s, _ = self.travel.leg(v.pos, c.depot)
                 if _key(v.pos) == _key(c.depot):
                     if t >= c.shift_end:
@@ -402,6 +413,8 @@ class FleetSimulator:
         """Drive to the planned break and hold it, when it comes before the next stop."""
         if v.break_plan is None or v.break_done or v.onboard:
             return False
+        if not v.stops and v.standby is not None:
+            return False  # waits at the standby point: the dispatcher calls it back in time
         b0, b1, where = v.break_plan
         if v.stops and to_timestamp(v.stops[0].eta) < b1 - 1:
             return False  # the break comes later

@@ -100,6 +100,12 @@ class DriverPlanV1(Event):
     )
     break_end: AwareDatetime | None = None
     break_location: Place | None = None
+    standby_location: Place | None = Field(
+        default=None,
+        description="With no stops: drive to this standby point (where requests are"
+        " expected) and wait there. A plan with stops never has one; a planned break"
+        " comes first. Absent: wait where the last stop was.",
+    )
 
 
 class DeadLetterV1(Event):
