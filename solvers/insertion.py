@@ -21,6 +21,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from solvers.base import SolverError
 from solvers.model import (
@@ -65,6 +66,10 @@ class InsertionState:
         self.evaluations = 0
         self._bounds_cache: dict[str, tuple[list[int], ...]] = {}
         self._columns: dict[int, tuple[list[int], list[int]]] = {}
+        #: every route as :meth:`exchange_tails` last left it at a local optimum (no
+        #: tail exchange between two of these saves distance and stays feasible)
+        self._tails_done: dict[str, tuple[tuple[str, StopKind], ...]] = {}
+        self._tails_info: dict[str, tuple[list[Sequenced], tuple[Any, ...]]] = {}
         dist = problem.distance
         longest = max((max(row) for row in dist), default=0)
         stops = 2 * len(problem.requests) + 2 * len(problem.vehicles)
@@ -152,7 +157,20 @@ class InsertionState:
         ]
 
     def _bounds(self, v: Vehicle, seq: Sequence[Sequenced]) -> tuple[list[int], ...]:
-        """Locations, service, earliest and latest service starts, no-wait chain times.
+        """:meth:`_simple_bounds`, then the earliest and the latest feasible schedule."""
+        simple = self._simple_bounds(v, seq)
+        early, late = simple[2], simple[3]
+        # the same bounds with ride times and the route duration: the earliest and the
+        # latest feasible schedule of the route (an insertion only adds constraints)
+        known = self.times.get(v.id) if seq is self.seqs.get(v.id) else None
+        schedule = known if known is not None or not seq else self.scheduler.earliest(v, seq)
+        tight_early = schedule.start if isinstance(schedule, Times) else early
+        tight_late = self.scheduler.latest(v, seq) if seq else None
+        return (*simple, tight_early, late if tight_late is None else tight_late)
+
+    def _simple_bounds(self, v: Vehicle, seq: Sequence[Sequenced]) -> tuple[list[int], ...]:
+        """Locations, service, earliest and latest service starts, no-wait chain times,
+        seats and wheelchairs after each stop, arc distances.
 
         Earliest starts ignore ride times, latest starts ignore ride times and
         later waiting: both are necessary conditions used to skip hopeless
@@ -198,24 +216,7 @@ class InsertionState:
             seats[k], chairs[k] = ns, nc
         dist = self.problem.distance
         arc = [dist[loc[k]][loc[k + 1]] for k in range(n + 1)]
-        # the same bounds with ride times and the route duration: the earliest and the
-        # latest feasible schedule of the route (an insertion only adds constraints)
-        known = self.times.get(v.id) if seq is self.seqs.get(v.id) else None
-        schedule = known if known is not None or not seq else self.scheduler.earliest(v, seq)
-        tight_early = schedule.start if isinstance(schedule, Times) else early
-        tight_late = self.scheduler.latest(v, seq) if seq else None
-        return (
-            loc,
-            svc,
-            early,
-            late,
-            chain,
-            seats,
-            chairs,
-            arc,
-            tight_early,
-            late if tight_late is None else tight_late,
-        )
+        return loc, svc, early, late, chain, seats, chairs, arc
 
     def best_move(
         self, r: Request, bound: int | None = None, vehicles: Sequence[Vehicle] | None = None
@@ -342,39 +343,66 @@ class InsertionState:
             cached = self._bounds_cache[v.id] = self._bounds(v, self.seqs[v.id])
         return cached
 
+    def _tail_info(self, v: Vehicle) -> tuple[Any, ...]:
+        """What :meth:`exchange_tails` needs of a route, kept while the route is unchanged
+        (a changed route is a new list: routes are replaced, never edited in place)."""
+        seq = self.seqs[v.id]
+        kept = self._tails_info.get(v.id)
+        if kept is not None and kept[0] is seq:
+            return kept[1]
+        cached = self._bounds_cache.get(v.id)
+        simple = cached[:8] if cached is not None else self._simple_bounds(v, seq)
+        locs, svc, early, late, _chain, seats, chairs, arc = simple
+        n = len(locs) - 2
+        prefix = [0] * (n + 1)
+        for k in range(1, n + 1):
+            prefix[k] = prefix[k - 1] + arc[k - 1]
+        cuts = [k for k in range(n + 1) if seats[k] == 0 and chairs[k] == 0]
+        # earliest departure after each cut, latest start of each stop (both
+        # without ride times: a necessary condition for the joined routes)
+        out = [early[k] + svc[k] for k in range(n + 1)]
+        cost = self.route_cost(v, seq)
+        # both non-decreasing along the route: bisectable
+        out_cut = [out[k] for k in cuts]
+        late_next = [late[k + 1] for k in cuts]
+        info = (v, locs, n, prefix, cuts, cost, out, late, out_cut, late_next)
+        self._tails_info[v.id] = (seq, info)
+        return info
+
     def exchange_tails(self, fixed: frozenset[str] = frozenset()) -> int:
         """2-opt* between routes: swap the tails of two routes after points where both
         vehicles are empty (so every pickup stays with its drop-off), best move first,
         until no swap saves distance. Routes holding requests in ``fixed`` are left
-        alone. Returns the saving."""
+        alone. Returns the saving.
+
+        Two routes both unchanged since the last call ended are not paired again: no
+        swap between them helped then, and none can now (the checks depend on the two
+        sequences only). In the LNS, where a ruin touches a few routes, this skips most
+        pairs."""
         dist, dur = self.problem.distance, self.problem.duration
         vehicles = [
-            v for v in self.problem.vehicles if not any(x.id in fixed for x, _ in self.seqs[v.id])
+            v
+            for v in self.problem.vehicles
+            if not fixed or not any(x.id in fixed for x, _ in self.seqs[v.id])
         ]
+
+        def shape(vid: str) -> tuple[tuple[str, StopKind], ...]:
+            return tuple((x.id, k) for x, k in self.seqs[vid])
+
+        done = self._tails_done if not fixed else {}
+        dirty = {v.id for v in vehicles if done.get(v.id) != shape(v.id)}
         saved = 0
         while True:
-            info = []
-            for v in vehicles:
-                locs, svc, early, late, _c, seats, chairs, arc, _te, _tl = self._cached_bounds(v)
-                n = len(locs) - 2
-                prefix = [0] * (n + 1)
-                for k in range(1, n + 1):
-                    prefix[k] = prefix[k - 1] + arc[k - 1]
-                cuts = [k for k in range(n + 1) if seats[k] == 0 and chairs[k] == 0]
-                # earliest departure after each cut, latest start of each stop (both
-                # without ride times: a necessary condition for the joined routes)
-                out = [early[k] + svc[k] for k in range(n + 1)]
-                cost = self.route_cost(v, self.seqs[v.id])
-                # both non-decreasing along the route: bisectable
-                out_cut = [out[k] for k in cuts]
-                late_next = [late[k + 1] for k in cuts]
-                info.append((v, locs, n, prefix, cuts, cost, out, late, out_cut, late_next))
+            info = [self._tail_info(v) for v in vehicles]
             moves: list[tuple[int, int, int, int, int]] = []
             for ia in range(len(info)):
                 va, la, na, pa, ca, cost_a, out_a, late_a, _oa, _la = info[ia]
                 ea = va.end
+                a_dirty = va.id in dirty
                 for ib in range(ia + 1, len(info)):
                     vb, lb, nb, pb, cb, cost_b, out_b, late_b, out_cut_b, late_next_b = info[ib]
+                    if not (a_dirty or vb.id in dirty):
+                        continue
                     eb = vb.end
                     same_end = ea == eb and va.end_time == vb.end_time
                     if not (na or nb):
@@ -427,9 +455,13 @@ class InsertionState:
                     continue
                 self.apply(_Move(0, va.id, seq_a, ta))
                 self.apply(_Move(0, vb.id, seq_b, tb))
+                dirty.update((va.id, vb.id))
                 saved -= delta
                 break
             else:
+                if not fixed:
+                    for v in vehicles:
+                        done[v.id] = shape(v.id)
                 return saved
 
     def apply(self, move: _Move) -> None:

@@ -71,3 +71,30 @@ def test_every_removal_operator_keeps_plans_feasible(cordeau_ab: Path):
         assert check_plan(problem, plan) == [], kw
         assert plan.unassigned == (), kw
         assert state.total_cost() <= before, kw
+
+
+def test_tail_exchanges_skip_only_pairs_that_cannot_improve(cordeau_ab: Path):
+    """exchange_tails leaves two routes unchanged since its last call unpaired: after a
+    ruin and recreate it must end exactly where a fresh state (no memory) ends."""
+    problem = read_cordeau(cordeau_ab / "a4-40.txt").problem
+    start = insertion_solve(problem, SolveLimits(2.0))
+    routes = {
+        route.vehicle_id: [(problem.request(s.request_id), s.kind) for s in route.stops]
+        for route in start.routes
+    }
+    state = InsertionState(problem)
+    state.restore(routes, {})
+    state.exchange_tails()
+    search = Lns(state, seed=7)
+    for _ in range(25):
+        removed = search._choose()
+        assert search._ruin(removed)
+        search._recreate(removed)
+        fresh = InsertionState(problem)
+        fresh.restore(state.seqs, state.unassigned)
+        assert state.exchange_tails() == fresh.exchange_tails()
+        assert state.seqs == fresh.seqs
+        # at a local optimum: nothing left to gain, with or without memory
+        again = InsertionState(problem)
+        again.restore(state.seqs, state.unassigned)
+        assert again.exchange_tails() == 0
