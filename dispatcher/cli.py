@@ -169,12 +169,12 @@ def simulate(
         ),
     ] = 0.0,
     rebalance_points: Annotated[
-        int | None,
+        int,
         typer.Option(
-            help="Policy immediate: standby points idle vehicles are sent to (default: one"
-            " per vehicle; 0: no rebalancing)."
+            help="Policy immediate: idle vehicles are sent to this many standby points of"
+            " the expected demand (0: they stay where they are)."
         ),
-    ] = None,
+    ] = 0,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -200,7 +200,7 @@ def simulate(
         opts = replace(opts, reopt_time_limit=reopt_time_limit)
     if demand_scale is not None:
         opts = replace(opts, demand_scale=demand_scale)
-    if rebalance_points is not None:
+    if rebalance_points:
         opts = replace(opts, rebalance_points=rebalance_points)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from dispatcher.clock import to_timestamp
 from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
-from dispatcher.rebalancing import RebalancingConfig
 from dispatcher.simulation import (
     DEFAULT_DAY,
     POLICIES,
@@ -366,8 +365,8 @@ class SimOptions:
     reopt_time_limit: float = 1.0
     demand_scale: float = 1.0
     replay: Path | None = None
-    #: standby points of the full policy's rebalancing (None: one per vehicle; 0: off)
-    rebalance_points: int | None = None
+    #: standby points of the immediate policy's rebalancing (0: none, idle vehicles stay)
+    rebalance_points: int = 0
 
 
 def _run(
@@ -379,11 +378,9 @@ def _run(
 ) -> SimulationResult:
     n = vehicles if vehicles is not None else opts.vehicles
     demand = fleet = None
-    rebalancing = None  # the policy's default
-    if opts.rebalance_points is not None and policy == "immediate":
-        rebalancing = RebalancingConfig()
-        if opts.rebalance_points > 0:
-            rebalancing = scenario_rebalancing(sc, opts.rebalance_points)
+    rebalancing = None
+    if opts.rebalance_points > 0 and policy == "immediate":
+        rebalancing = scenario_rebalancing(sc, opts.rebalance_points)
     start_hour, hours = opts.start_hour, opts.hours
     if opts.replay is not None:
         rec = replay_from(read_events(opts.replay), n)
