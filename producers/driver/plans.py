@@ -241,4 +241,20 @@ def view(b: VehicleBoard, wait_s: int, names: dict[str, str], now: datetime) -> 
         },
         "no_show_wait_s": wait_s,
         "stops": cards,
+        "standby": standby_view(b, names) if not cards else None,
+    }
+
+
+def standby_view(b: VehicleBoard, names: dict[str, str]) -> dict[str, Any] | None:
+    """Where an idle vehicle is asked to wait (rebalancing), with navigation; None: stay."""
+    loc = b.plan.standby_location if b.plan is not None else None
+    if loc is None:
+        return None
+    name = loc.name or names.get(loc.stop_id or "") or f"{loc.lat:.5f}, {loc.lon:.5f}"
+    return {
+        "name": name,
+        "stop_id": loc.stop_id,
+        "lat": loc.lat,
+        "lon": loc.lon,
+        "navigation": navigation(loc.lat, loc.lon, name),
     }

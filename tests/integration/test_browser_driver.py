@@ -3,8 +3,10 @@
 A passenger books through the gateway API, the driver's tablet page (logged in to
 its vehicle, shift started by tapping) shows the new stop, the driver taps arrived,
 boarded, arrived and alighted, and the passenger's live stream reports each step.
-Then the driver taps the break button: ``break.requested@1`` reaches the dispatcher,
-whose next driver plan carries the break back to the tablet.
+Idle at the drop-off, the vehicle is sent to a standby point (rebalancing on), which
+the tablet shows with navigation. Then the driver taps the break button:
+``break.requested@1`` reaches the dispatcher, whose next driver plan carries the
+break back to the tablet.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).parents[2] / "out" / "artifacts"
 TIMEOUT_MS = 30_000
+#: the ride's destination: Fockbek, 5 km from the standby point in Rendsburg
+FAR = "vs-fockbek-04"
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +77,10 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
     kafka_bootstrap: str, topic_prefix: str, pg_schema: PgSchema, chromium: str
 ) -> None:
     """Booking, plan on the tablet, taps, and each step on the passenger's stream."""
-    settings = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
+    base = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
+    # rebalancing on: once idle, the vehicle is sent to the one standby point (Rendsburg)
+    dispatch = base.dispatch.model_copy(update={"rebalance_points": 1, "rebalance_idle_s": 1.0})
+    settings = base.model_copy(update={"dispatch": dispatch})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with (
         running(settings),
@@ -96,7 +103,7 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
             origin = near.json()[0]["id"]
             booked = await client.post(
                 "/rides",
-                json={"origin": {"stop_id": origin}, "destination": {"stop_id": "rail-ar"}},
+                json={"origin": {"stop_id": origin}, "destination": {"stop_id": FAR}},
                 headers={**bearer(passenger), "Idempotency-Key": "e2e-1"},
             )
             assert booked.status_code == 202, booked.text
@@ -125,14 +132,20 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
 
                 # The dispatcher's next plan has only the drop-off left.
                 await expect(page.get_by_test_id(f"boarded-{rid}")).to_have_count(0)
-                await expect(page.get_by_test_id("stop-0")).to_have_attribute(
-                    "data-stop-id", "rail-ar"
-                )
+                await expect(page.get_by_test_id("stop-0")).to_have_attribute("data-stop-id", FAR)
                 await page.get_by_test_id("arrived-0").click()
                 await stream.until("vehicle_at_destination")
                 await page.get_by_test_id(f"alighted-{rid}").click()
                 await stream.until("arrived")
-                await expect(page.locator("#empty")).to_be_visible()
+                # Idle in Fockbek once the boarding and alighting times are over (about
+                # 90 s after boarding): the next plan sends it to the standby point.
+                standby = page.get_by_test_id("standby")
+                await expect(standby).to_contain_text("Rendsburg Haltepunkt 24", timeout=180_000)
+                await expect(standby.locator("a").first).to_have_attribute(
+                    "href", re.compile(r"^geo:54\.307")
+                )
+                await expect(page.locator("#empty")).to_be_hidden()
+                await page.screenshot(path=str(ARTIFACTS / "driver-standby.png"), full_page=True)
 
                 # The break button reaches the dispatcher; its plan brings the break back.
                 await page.click("#break")

@@ -18,6 +18,7 @@ const TEXT = {
     break_requested: "Pause angefragt – die Leitstelle plant sie, sobald die Fahrgäste es erlauben.",
     break_planned: "Pause geplant {from}–{to} am Depot.", break_running: "Pause bis {to}.",
     break_refused: "Pause abgelehnt: {reason}",
+    standby: "Keine Fahrten: bitte zum Bereitstellungsort {name} fahren und dort warten.",
     login_failed: "Anmeldung fehlgeschlagen", failed: "Fehler",
   },
   en: {
@@ -34,6 +35,7 @@ const TEXT = {
     break_requested: "Break requested – dispatch plans it as soon as the passengers allow.",
     break_planned: "Break planned {from}–{to} at the depot.", break_running: "On break until {to}.",
     break_refused: "Break refused: {reason}",
+    standby: "No rides: please drive to the standby point {name} and wait there.",
     login_failed: "Login failed", failed: "Error",
   },
 };
@@ -172,7 +174,14 @@ function render(view) {
   note.textContent = brk.state ? t(`break_${brk.state}`, {
     from: brk.start ? hhmm(brk.start) : "", to: brk.end ? hhmm(brk.end) : "", reason: brk.reason || "",
   }) : "";
-  $("empty").hidden = view.stops.length > 0;
+  $("empty").hidden = view.stops.length > 0 || Boolean(view.standby);
+  const standby = $("standby");
+  standby.hidden = !view.standby;
+  standby.replaceChildren(...(view.standby ? [
+    el("span", {}, t("standby", { name: view.standby.name })), " ",
+    el("a", { href: view.standby.navigation.geo }, `➤ ${t("navigate")}`), " ",
+    el("a", { href: view.standby.navigation.osm, target: "_blank", rel: "noopener" }, t("map")),
+  ] : []));
   const list = $("stops");
   list.replaceChildren(...view.stops.map((card, i) => {
     const window = card.window_start && card.window_end

@@ -125,3 +125,22 @@ def test_break_request_is_requested_then_planned_running_or_refused() -> None:
         "location": None,
         "reason": "no",
     }
+
+
+def test_standby_point_shown_only_without_stops() -> None:
+    """A plan with no stops and a standby location asks the driver to wait there (with
+    navigation); once a stop is planned the stop cards replace it."""
+    board = PlanBoard()
+    standby = Place(lat=54.3080, lon=9.6650, stop_id="zob")
+    board.apply(
+        DriverPlanV1(occurred_at=T0, plan_version=1, stops=[], standby_location=standby, **V)
+    )
+    b = board.vehicles["bus-1"]
+    shown = view(b, 300, {"zob": "ZOB Rendsburg"}, T0)["standby"]
+    assert shown["name"] == "ZOB Rendsburg"
+    assert shown["navigation"]["geo"].startswith("geo:54.308000,9.665000")
+    board.apply(plan(2, stop(StopAction.PICKUP, "r1", A, 5), stop(StopAction.DROPOFF, "r1", B, 9)))
+    after = view(b, 300, {}, T0)
+    assert after["standby"] is None and len(after["stops"]) == 2
+    board.apply(plan(3))  # idle again, no standby asked: stay where you are
+    assert view(b, 300, {}, T0)["standby"] is None
