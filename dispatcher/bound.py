@@ -39,6 +39,8 @@ class Clairvoyant:
     planned: int  # rides the offline plan serves
     feasible: bool  # the plan passed the independent checker
     seconds: float
+    #: planned driving: from each vehicle's start through its stops back to its depot
+    vehicle_km: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -48,6 +50,7 @@ class Clairvoyant:
             "planned": self.planned,
             "feasible": self.feasible,
             "seconds": round(self.seconds, 1),
+            "vehicle_km": round(self.vehicle_km, 1),
         }
 
 
@@ -105,4 +108,5 @@ def clairvoyant_plan(
         planned=len(plan.served - breaks),
         feasible=not check_plan(job.problem, plan),
         seconds=seconds,
+        vehicle_km=sum(r.distance for r in plan.routes if r.stops) / 1000.0,
     )

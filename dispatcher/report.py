@@ -567,7 +567,8 @@ def run_simulation_cli(
             console.print(
                 f"clairvoyant (every request known at the start, {bound_s:g} s of solving):"
                 f" {bound['planned']} of {bound['admissible']} admissible requests planned"
-                f" ({bound['cancelled']} cancelled by passengers left out); offered online:"
+                f" ({bound['cancelled']} cancelled by passengers left out) with"
+                f" {bound['vehicle_km']:.0f} vehicle-km; offered online:"
                 f" insertion {runs['insertion'].get('offered')}, full {runs['full'].get('offered')}"
             )
         verdict = compare_verdict(runs["insertion"], runs["full"])

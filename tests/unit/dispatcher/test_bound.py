@@ -50,6 +50,9 @@ def test_clairvoyant_plan_takes_the_days_admissible_requests(
     assert bound.admissible == len(requested - cancelled - inadmissible)
     assert bound.feasible
     assert 0 < bound.planned <= bound.admissible
+    # the planned driving, reported in km
+    assert bound.vehicle_km > 0
+    assert bound.as_dict()["vehicle_km"] == round(bound.vehicle_km, 1)
 
 
 def test_knowing_the_day_in_advance_serves_more(overloaded_day: SimulationResult) -> None:
