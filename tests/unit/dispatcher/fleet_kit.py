@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from dispatcher.clock import to_datetime
 from dispatcher.core import Area, CoreConfig, DispatchCore
-from dispatcher.geo import CrowFliesTravel
+from dispatcher.geo import CrowFliesTravel, LatLon
 from schemas.envelope import Event, Place
 from schemas.passenger import RideRequestedV1
 from schemas.vehicle import ShiftStartedV1
@@ -33,7 +33,20 @@ def shift(
     wheelchairs: int = 1,
     position: Place | None = None,
     hours: float = 8,
+    break_window: tuple[float, float] | None = None,
+    break_s: int = 1800,
 ) -> ShiftStartedV1:
+    """A shift of ``hours`` from ``at`` at the Rendsburg depot; with ``break_window``
+    (start and end times) a break of ``break_s`` inside it."""
+    brk = (
+        {
+            "break_window_start": to_datetime(break_window[0]),
+            "break_window_end": to_datetime(break_window[1]),
+            "break_duration_s": break_s,
+        }
+        if break_window is not None
+        else {}
+    )
     return ShiftStartedV1(
         occurred_at=to_datetime(at),
         source="test",
@@ -45,6 +58,7 @@ def shift(
         position=position,
         shift_start=to_datetime(at),
         shift_end=to_datetime(at) + timedelta(hours=hours),
+        **brk,
     )
 
 
@@ -84,3 +98,8 @@ def vehicle_event(kind: type[Event], at: float, vehicle_id: str = "v1", **kw: ob
         | {"vehicle_id": vehicle_id}
         | kw
     )
+
+
+def latlon(p: Place) -> LatLon:
+    """The core's coordinates of a message's place."""
+    return LatLon(p.lat, p.lon)

@@ -249,13 +249,7 @@ def test_vehicle_is_planned_only_inside_its_shift_and_alternative_is_offered():
 def test_break_is_planned_inside_its_window_with_an_empty_vehicle():
     """A vehicle's break lands in its window, at the depot, and the driver plan shows it."""
     c = _immediate()
-    start = shift("v1").model_copy(
-        update={
-            "break_window_start": to_datetime(T0 + 2700),
-            "break_window_end": to_datetime(T0 + 3600),
-            "break_duration_s": 1800,
-        }
-    )
+    start = shift("v1", break_window=(T0 + 2700, T0 + 3600))
     c.handle(start, T0)
     out = c.handle(request("r1", origin=FOCKBEK, destination=JEVENSTEDT), T0 + 1).outputs
     (plan,) = of_kind(out, DriverPlanV1)

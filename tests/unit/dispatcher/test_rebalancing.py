@@ -23,16 +23,12 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    latlon,
     of_kind,
     request,
     shift,
     vehicle_event,
 )
-
-
-def _ll(p: Place) -> LatLon:
-    return LatLon(p.lat, p.lon)
-
 
 #: one standby point in Jevenstedt, about 8 km south of the depot in Rendsburg
 STANDBY = StandbyPoint("sp-jevenstedt", JEVENSTEDT.lat, JEVENSTEDT.lon, 1.0)
@@ -83,15 +79,15 @@ def test_assign_fills_the_points_by_their_share_of_the_fleet():
     town = StandbyPoint("town", RENDSBURG.lat, RENDSBURG.lon, 0.75)
     village = StandbyPoint("village", JEVENSTEDT.lat, JEVENSTEDT.lon, 0.25)
     config = RebalancingConfig(standby=(town, village), max_distance_m=20_000)
-    idle = {f"v{i}": _ll(BUEDELSDORF) for i in range(4)}
+    idle = {f"v{i}": latlon(BUEDELSDORF) for i in range(4)}
     got = assign(idle, [], [], 4, config)
     assert sorted(p.id for p in got.values()) == ["town", "town", "town", "village"]
     # two already sent to town, one waiting in town: one more for town, one for the village
-    got = assign({"a": _ll(FOCKBEK), "b": _ll(FOCKBEK)}, ["town", "town"], [_ll(RENDSBURG)], 4,
-                 config)  # fmt: skip
+    idle = {"a": latlon(FOCKBEK), "b": latlon(FOCKBEK)}
+    got = assign(idle, ["town", "town"], [latlon(RENDSBURG)], 4, config)
     assert sorted(p.id for p in got.values()) == ["village"]
     near = RebalancingConfig(standby=(village,), max_distance_m=1000)
-    assert assign({"a": _ll(BUEDELSDORF)}, [], [], 1, near) == {}
+    assert assign({"a": latlon(BUEDELSDORF)}, [], [], 1, near) == {}
 
 
 # -- the core -------------------------------------------------------------------------------
@@ -112,9 +108,9 @@ def test_an_idle_vehicle_is_sent_to_a_standby_point_after_the_idle_time():
     assert (plan.standby_location.lat, plan.standby_location.lon) == (STANDBY.lat, STANDBY.lon)
     v = c.state.vehicles["v1"]
     assert heading(v, T0 + 400) == STANDBY.point
-    half = c.travel.leg(_ll(RENDSBURG), STANDBY.point)[0] / 2
-    way = haversine_m(_ll(RENDSBURG), STANDBY.point)
-    assert abs(haversine_m(_ll(RENDSBURG), estimated_position(v, T0 + 300 + half, c.travel))
+    half = c.travel.leg(latlon(RENDSBURG), STANDBY.point)[0] / 2
+    way = haversine_m(latlon(RENDSBURG), STANDBY.point)
+    assert abs(haversine_m(latlon(RENDSBURG), estimated_position(v, T0 + 300 + half, c.travel))
                - way / 2) < 200  # fmt: skip
     assert not c.due(T0 + 5000)  # sent once: it waits there
     assert c.rebalance(T0 + 5000) == []
@@ -127,7 +123,7 @@ def test_a_request_meanwhile_is_inserted_from_the_way_and_the_relocation_dropped
     c = rebalancing_core()
     c.handle(shift("v1"), T0)
     c.rebalance(T0 + 300)
-    half = c.travel.leg(_ll(RENDSBURG), STANDBY.point)[0] / 2
+    half = c.travel.leg(latlon(RENDSBURG), STANDBY.point)[0] / 2
     now = T0 + 300 + half
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=RENDSBURG, at=now), now).outputs
     (offer,) = of_kind(out, RideOfferedV1)
@@ -136,16 +132,14 @@ def test_a_request_meanwhile_is_inserted_from_the_way_and_the_relocation_dropped
     assert plan.standby_location is None
     v = c.state.vehicles["v1"]
     assert v.standby is None
-    from_depot = c.travel.leg(_ll(RENDSBURG), _ll(JEVENSTEDT))[0]
+    from_depot = c.travel.leg(latlon(RENDSBURG), latlon(JEVENSTEDT))[0]
     eta = to_timestamp(offer.pickup_eta)
     assert eta < now + from_depot - 60  # on its way there: about half the way left
     # the problem the next insertion sees starts the vehicle where it is on the way
     job = build_problem(c.state, [], now, c.travel, c.config.planning)
     start = job.points[job.problem.vehicles[0].start]
-    assert (
-        abs(haversine_m(_ll(RENDSBURG), start) - haversine_m(_ll(RENDSBURG), STANDBY.point) / 2)
-        < 200
-    )
+    depot = latlon(RENDSBURG)
+    assert abs(haversine_m(depot, start) - haversine_m(depot, STANDBY.point) / 2) < 200
     # boards inside the promised window
     start_w, end_w = to_timestamp(offer.pickup_window_start), to_timestamp(offer.pickup_window_end)
     assert start_w <= eta <= end_w
@@ -183,13 +177,7 @@ def test_no_relocation_when_the_break_is_due_and_a_recall_for_a_break():
     """A break window opening within ``break_margin_s`` keeps the vehicle where it is;
     a break planned while it waits at a standby point calls it back to the depot."""
     c = rebalancing_core()
-    soon = shift("v1").model_copy(
-        update={
-            "break_window_start": to_datetime(T0 + 1200),
-            "break_window_end": to_datetime(T0 + 7200),
-            "break_duration_s": 1800,
-        }
-    )
+    soon = shift("v1", break_window=(T0 + 1200, T0 + 7200))
     c.handle(soon, T0)
     assert c.rebalance(T0 + 600) == []
     assert c.state.vehicles["v1"].standby is None
@@ -221,13 +209,7 @@ def test_a_break_far_ahead_lets_the_vehicle_wait_and_recalls_it_in_time():
     """A break planned hours ahead: the vehicle waits at the standby point and is called
     back (a new plan without the standby point) in time to reach the depot."""
     c = rebalancing_core()
-    late = shift("v1").model_copy(
-        update={
-            "break_window_start": to_datetime(T0 + 3 * 3600),
-            "break_window_end": to_datetime(T0 + 5 * 3600),
-            "break_duration_s": 1800,
-        }
-    )
+    late = shift("v1", break_window=(T0 + 3 * 3600, T0 + 5 * 3600))
     c.handle(late, T0)
     v = c.state.vehicles["v1"]
     v.break_planned = (T0 + 3 * 3600, T0 + 3 * 3600 + 1800)  # as an insertion plans it
@@ -266,7 +248,7 @@ def test_the_standby_survives_the_state_round_trip():
 def test_the_simulated_vehicle_drives_to_the_standby_point_and_back_for_the_shift_end():
     """A plan without stops but with a standby point: the vehicle drives there, waits,
     and is back at the depot by its shift end; both ways are recorded as empty km."""
-    depot = _ll(RENDSBURG)
+    depot = latlon(RENDSBURG)
     cfg = VehicleConfig("v1", depot, T0, T0 + 3 * 3600)
     c = DispatchCore(core().config, core().travel)
     fleet = FleetSimulator([cfg], c.travel)
@@ -300,7 +282,7 @@ def test_a_simulated_day_counts_the_relocation_km_and_serves_the_request():
     ride = request("q1", origin=JEVENSTEDT, destination=BUEDELSDORF, at=at)
     ride = ride.model_copy(update={"occurred_at": to_datetime(at)})
     demand: list[tuple[float, Event]] = [(at, ride)]
-    fleet = [VehicleConfig("v1", _ll(RENDSBURG), start, start + 2 * 3600)]
+    fleet = [VehicleConfig("v1", latlon(RENDSBURG), start, start + 2 * 3600)]
     kw: dict[str, object] = {
         "hours": 2.0,
         "start_hour": 8.0,
@@ -323,7 +305,7 @@ def test_a_simulated_day_counts_the_relocation_km_and_serves_the_request():
         k = result.kpis
         assert k["served"] == 1
         assert k["promise_broken"] == 0 and k["ride_time_exceeded"] == 0
-    to_fockbek = haversine_m(_ll(RENDSBURG), _ll(FOCKBEK)) / 1000
+    to_fockbek = haversine_m(latlon(RENDSBURG), latlon(FOCKBEK)) / 1000
     assert moved.kpis["vehicle_km"] > stayed.kpis["vehicle_km"] + to_fockbek
     assert moved.kpis["empty_km"] > stayed.kpis["empty_km"] + to_fockbek
     assert compute_kpis(moved.history)["vehicle_km"] == moved.kpis["vehicle_km"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dispatcher.clock import to_datetime
 from dispatcher.core import DispatchCore
-from dispatcher.geo import LatLon, interpolate
+from dispatcher.geo import interpolate
 from dispatcher.planning import BatchJob, build_problem
 from dispatcher.simulation import simulate
 from dispatcher.state import RideStatus
@@ -42,15 +42,12 @@ from tests.unit.dispatcher.fleet_kit import (
     RENDSBURG,
     T0,
     core,
+    latlon,
     of_kind,
     request,
     shift,
     vehicle_event,
 )
-
-
-def _ll(p: Place) -> LatLon:
-    return LatLon(p.lat, p.lon)
 
 
 def _served_at(c: DispatchCore, rid: str, kind: str, at: float, place: Place) -> None:
@@ -64,7 +61,7 @@ def _served_at(c: DispatchCore, rid: str, kind: str, at: float, place: Place) ->
 def _arrival(job: BatchJob, place: Place) -> float:
     """When the problem has vehicle v1 reach ``place`` at the earliest (straight there)."""
     (v,) = (x for x in job.problem.vehicles if x.id == "v1")
-    key = _ll(place).key()
+    key = latlon(place).key()
     (i,) = (i for i, p in enumerate(job.points) if p.key() == key)
     return job.epoch + v.start_time + job.problem.duration[v.start][i]
 
@@ -88,7 +85,7 @@ def test_after_a_break_the_vehicle_sets_off_from_the_depot_at_the_break_end():
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=BUEDELSDORF, at=b0 + 300), b0 + 300)
     assert of_kind(out.outputs, RideOfferedV1)
     ride = c.state.rides["r1"]
-    leg_s, _ = c.travel.leg(c.state.vehicles["v1"].depot, _ll(JEVENSTEDT))
+    leg_s, _ = c.travel.leg(c.state.vehicles["v1"].depot, latlon(JEVENSTEDT))
     assert ride.pickup_eta is not None and ride.pickup_eta >= b1 + leg_s - 1
     # 20 s after the break: no report yet; the vehicle left the depot at the break's end
     now = b1 + 20
@@ -105,7 +102,7 @@ def test_a_vehicle_that_waited_sets_off_when_it_is_given_somewhere_to_go():
     now = T0 + 1800
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=BUEDELSDORF, at=now), now)
     assert of_kind(out.outputs, RideOfferedV1)
-    leg_s, _ = c.travel.leg(_ll(RENDSBURG), _ll(JEVENSTEDT))
+    leg_s, _ = c.travel.leg(latlon(RENDSBURG), latlon(JEVENSTEDT))
     job = build_problem(c.state, [], now + 10, c.travel, c.config.planning)
     assert _arrival(job, JEVENSTEDT) >= now + leg_s - 1
 
@@ -125,19 +122,19 @@ def test_a_vehicle_sent_elsewhere_is_not_expected_sooner_than_from_where_it_turn
     assert r0.status is RideStatus.OFFERED and r0.pickup_eta is not None
     boarded = max(T0 + 5, r0.promised_pickup[0] if r0.promised_pickup else T0)
     _served_at(c, "r0", "pickup", boarded, RENDSBURG)
-    there, _ = c.travel.leg(_ll(RENDSBURG), _ll(OSTERROENFELD))
+    there, _ = c.travel.leg(latlon(RENDSBURG), latlon(OSTERROENFELD))
     alighted = boarded + c.config.planning.pickup_service_s + there
     _served_at(c, "r0", "dropoff", alighted, OSTERROENFELD)
     # the vehicle drives on towards Fockbek; 200 s on, r2 (Büdelsdorf) comes first
     left = alighted + c.config.planning.dropoff_service_s
     turned = left + 200
-    leg_s, _ = c.travel.leg(_ll(OSTERROENFELD), _ll(FOCKBEK))
-    here = interpolate(_ll(OSTERROENFELD), _ll(FOCKBEK), 200 / leg_s)
+    leg_s, _ = c.travel.leg(latlon(OSTERROENFELD), latlon(FOCKBEK))
+    here = interpolate(latlon(OSTERROENFELD), latlon(FOCKBEK), 200 / leg_s)
     out = c.handle(request("r2", origin=BUEDELSDORF, destination=RENDSBURG, at=turned), turned)
     assert of_kind(out.outputs, RideOfferedV1)
     stops = [s.ref for s in c.state.vehicles["v1"].stops]
     assert stops[0] == ("r2", "pickup")
-    detour, _ = c.travel.leg(here, _ll(BUEDELSDORF))
+    detour, _ = c.travel.leg(here, latlon(BUEDELSDORF))
     # a (too hopeful) report next to Büdelsdorf a minute later
     near = Place(lat=BUEDELSDORF.lat - 0.001, lon=BUEDELSDORF.lon)
     c.handle(vehicle_event(PositionUpdatedV1, turned + 60, position=near), turned + 60)
@@ -158,8 +155,8 @@ def test_a_locked_pickup_counts_the_ride_time_from_the_eta_the_driver_was_given(
     assert ride.promised_pickup[1] >= eta + 300
     # 100 s before the ETA (the stop is locked) a report puts the vehicle 5 min away
     now = eta - 100
-    behind = interpolate(_ll(FOCKBEK), _ll(RENDSBURG), 0.6)
-    assert c.travel.leg(behind, _ll(FOCKBEK))[0] > 250
+    behind = interpolate(latlon(FOCKBEK), latlon(RENDSBURG), 0.6)
+    assert c.travel.leg(behind, latlon(FOCKBEK))[0] > 250
     c.handle(
         vehicle_event(PositionUpdatedV1, now, position=Place(lat=behind.lat, lon=behind.lon)), now
     )
