@@ -854,9 +854,7 @@ class DispatchCore:
             if recall is not None and recall <= now:  # off to the depot for the break
                 was = Whereabouts.of(v, now)
                 v.standby = v.standby_id = None
-                self._redirected(v, was, now)
-                self.state.touch_vehicle(v)
-                outputs.append(self._new_plan_version(v, now))
+                outputs.append(self._sent_elsewhere(v, was, now))
         considered = []
         for v in self.state.active_vehicles(now):
             due = self._idle_due(v)
@@ -883,10 +881,15 @@ class DispatchCore:
             if recall is not None and recall <= now + rb.idle_s:
                 v.standby = v.standby_id = None  # too little time there before the break
                 continue
-            self._redirected(v, was, now)
-            self.state.touch_vehicle(v)
-            outputs.append(self._new_plan_version(v, now))
+            outputs.append(self._sent_elsewhere(v, was, now))
         return outputs
+
+    def _sent_elsewhere(self, v: VehicleState, was: Whereabouts, now: float) -> Event:
+        """A vehicle without stops now heads elsewhere (a standby point, or the depot for
+        its break): its new leg starts where it was (``was``); its new driver plan."""
+        self._redirected(v, was, now)
+        self.state.touch_vehicle(v)
+        return self._new_plan_version(v, now)
 
     def _reopt_at(self) -> float | None:
         if self.config.reopt_every_s <= 0 or self.changes == self._reopt_changes:
