@@ -89,7 +89,9 @@ PDPTW_LNS = LnsParams(
 #: does (+5 requests, 1 s from the previous plan against a 10 s cold solve), with the
 #: same 6 previous plans and cold solves per instance and 3 search seeds each: mean gap on a8-96
 #: 0.79 % at 0.005, 0.65 % at 0.002, 0.53 % at 0.001, 0.57 % at 0.0005, 0.65 % at
-#: 0.0001; a8-80 0.63 % -> 0.32 %, a7-70 0.65 % -> 0.57 % (0.005 -> 0.001).
+#: 0.0001; a8-80 0.63 % -> 0.32 %, a7-70 0.65 % -> 0.57 % (0.005 -> 0.001). Only with
+#: ride times: on six Li & Lim instances (2 seeds each) both gave a mean warm gap of
+#: about 3.5 %, dominated by re-solves that keep an extra vehicle.
 WARM_START_TEMPERATURE = 0.001
 
 
@@ -115,10 +117,11 @@ class _Model:
 
 
 def _lns_params(problem: Problem, ride_times: bool) -> LnsParams:
-    params = LnsParams() if ride_times else PDPTW_LNS
+    if not ride_times:
+        return PDPTW_LNS
     if problem.hint:
-        params = replace(params, start_temperature=WARM_START_TEMPERATURE)
-    return params
+        return LnsParams(start_temperature=WARM_START_TEMPERATURE)
+    return LnsParams()
 
 
 def _allow(routing: pywrapcp.RoutingModel, index: int, vehicles: list[int]) -> None:
@@ -383,8 +386,8 @@ def ortools_solve(
     local search gets the rest. By default ``lns_share`` is
     :data:`RIDE_TIME_LNS_SHARE` when a request has a maximum ride time (the
     LNS plan is returned without OR-Tools when that is 1) and
-    :data:`LNS_SHARE` otherwise; from a ``problem.hint`` it starts at
-    :data:`WARM_START_TEMPERATURE`. With a ``solution_limit`` the LNS runs only
+    :data:`LNS_SHARE` otherwise; with ride times and a ``problem.hint`` it
+    starts at :data:`WARM_START_TEMPERATURE`. With a ``solution_limit`` the LNS runs only
     ``lns_iterations`` iterations (none by default) and OR-Tools always runs,
     so the whole solve is deterministic.
     """
