@@ -971,6 +971,7 @@ class DispatchCore:
                 if s.request_id in new:
                     offered[s.request_id] = ride
                 self.state.touch_ride(ride)
+            _keep_arrivals(stops, vehicle.stops)
             # Any new time is news for the driver: the core plans from the times it sent.
             changed = [(s.ref, round(s.eta)) for s in stops] != [
                 (s.ref, round(s.eta)) for s in vehicle.stops
@@ -1104,6 +1105,23 @@ class DispatchCore:
                 else None
             ),
         )
+
+
+def _keep_arrivals(stops: list[VehicleStop], before: list[VehicleStop]) -> None:
+    """Stops at the head of a new route that the vehicle had arrived at stay arrived.
+
+    A vehicle arrives at every stop at one place at once (two pickups at one
+    virtual stop, say), but only the first is locked and kept as it was; the
+    plan rebuilds the others. Without this, a passenger the driver is already
+    waiting for would look not yet reached, and the no-show the driver reports
+    after waiting would be refused as too early.
+    """
+    arrived = {s.ref: s for s in before if s.arrived}
+    for stop in stops:
+        old = arrived.get(stop.ref)
+        if old is None or _key(old.location) != _key(stop.location):
+            return
+        stop.arrived, stop.arrived_at = True, old.arrived_at
 
 
 def _key(point: LatLon | None) -> tuple[float, float] | None:

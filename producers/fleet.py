@@ -378,7 +378,9 @@ class FleetSimulator:
             rid = stop.request_id
             if stop.action is StopAction.DROPOFF:
                 self._finish(v, stop)
-                v.onboard.pop(rid, None)
+                if rid not in v.onboard:
+                    continue  # nobody to drop off (a no-show the plan still holds)
+                del v.onboard[rid]
                 self._emit(out, t, PassengerAlightedV1(**self._common(v, t), request_id=rid))
                 v.dwell_until = t + self._service(stop)
                 continue

@@ -10,7 +10,7 @@ from dispatcher.planning import break_id, build_problem, plan_problems
 from dispatcher.state import RideStatus
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
 from schemas.envelope import Place
-from schemas.vehicle import ArrivedAtStopV1, NoShowV1, ShiftEndedV1
+from schemas.vehicle import ArrivedAtStopV1, NoShowV1, PassengerBoardedV1, ShiftEndedV1
 from solvers.check import check_plan
 from solvers.insertion import insertion_solve
 from solvers.model import SolveLimits
@@ -152,6 +152,39 @@ def test_no_show_needs_the_wait_at_the_stop():
     late = vehicle_event(NoShowV1, arrive + 300, vehicle_id="v1", request_id="r1")
     assert c.handle(late, arrive + 300).dead_letter is None
     assert c.state.rides["r1"].status is RideStatus.NO_SHOW
+
+
+def test_arrival_at_a_shared_stop_survives_a_new_plan():
+    """Two pickups at one stop: the vehicle arrived at both. A ride inserted while the
+    driver waits rebuilds the route; the second passenger's arrival must stay, or the
+    driver's no-show after the wait is refused and the ride blocks the route for good."""
+    c = _immediate(no_show_wait_s=300.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    c.handle(request("r2"), T0)
+    assert c.state.rides["r2"].vehicle_id == "v1"
+    promised = c.state.rides["r2"].promised_pickup
+    assert promised is not None
+    arrive = max(T0 + 600, promised[0])
+    ride = c.state.rides["r1"]
+    c.handle(
+        vehicle_event(
+            ArrivedAtStopV1, arrive, vehicle_id="v1", request_ids=["r1", "r2"],
+            position=Place(lat=ride.origin.lat, lon=ride.origin.lon),
+        ),
+        arrive,
+    )  # fmt: skip
+    out = c.handle(request("r3", RENDSBURG, OSTERROENFELD, at=arrive + 10), arrive + 10).outputs
+    assert of_kind(out, RideOfferedV1)  # a new plan for v1
+    first, second = (s.request_id for s in c.state.vehicles["v1"].stops[:2])
+    assert {first, second} == {"r1", "r2"}
+    boarded = vehicle_event(PassengerBoardedV1, arrive + 30, vehicle_id="v1", request_id=first)
+    assert c.handle(boarded, arrive + 30).dead_letter is None
+    head = c.state.vehicles["v1"].stops[0]
+    assert head.ref == (second, "pickup") and head.arrived and head.arrived_at == arrive
+    no_show = vehicle_event(NoShowV1, arrive + 300, vehicle_id="v1", request_id=second)
+    assert c.handle(no_show, arrive + 300).dead_letter is None
+    assert c.state.rides[second].status is RideStatus.NO_SHOW
 
 
 def test_breakdown_moves_passengers_and_tells_them():

@@ -138,6 +138,18 @@ def test_no_show_only_after_waiting() -> None:
     assert not any(isinstance(e, PassengerBoardedV1) for _, e in (*early, *later))
 
 
+def test_no_alighting_for_a_passenger_never_on_board() -> None:
+    """A drop-off the plan still holds after a no-show (the dispatcher has not taken the
+    report yet) is passed by: nobody alights who never boarded."""
+    fleet = _fleet(no_show_prob=1.0, no_show_wait_s=300.0)
+    fleet.advance(T0)
+    _two_rides(fleet, (T0 + 600, T0 + 1500))
+    events = fleet.advance(T0 + 4 * 3600)
+    assert {e.request_id for _, e in events if isinstance(e, NoShowV1)} == {"a", "b"}
+    assert not [e for _, e in events if isinstance(e, PassengerAlightedV1)]
+    assert any(isinstance(e, ShiftEndedV1) for _, e in events)
+
+
 def test_newer_plan_replaces_older_and_diverts_a_moving_vehicle() -> None:
     """A new plan version re-routes at once; an older version is ignored."""
     fleet = _fleet()
