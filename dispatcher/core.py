@@ -36,6 +36,7 @@ from dispatcher.planning import (
     plan_break_soonest,
     plan_problems,
     service_time,
+    untimeable,
 )
 from dispatcher.prefilter import may_insert
 from dispatcher.rebalancing import RebalancingConfig, assign
@@ -378,16 +379,31 @@ class DispatchCore:
         """
         nearest: BatchJob | None = None
         for group in self._candidate_groups(ride, now, possible_only=True):
-            job = build_problem(
-                self.state, [ride.request_id], now, self.travel, self.config.planning, group
-            )
-            job = replace(job, kind="insert")
+            job = self._insert_job(ride, group, now)
             plan = self._insertion(job, ride.request_id, repair=nearest is None)
+            if plan is None and (broken := untimeable(job)):
+                # insertion keeps every route of the group: one that cannot be kept (a
+                # vehicle running late, for minutes) would turn every ride away; try
+                # the others without it
+                log.info(
+                    "routes of %s cannot be kept as they stand; %s goes to the others",
+                    broken,
+                    ride.request_id,
+                )
+                others = [vid for vid in group if vid not in broken]
+                job = self._insert_job(ride, others, now)
+                plan = self._insertion(job, ride.request_id, repair=nearest is None)
             if plan is not None and not plan_problems(job, plan):
                 return job, plan
             nearest = nearest or job
         assert nearest is not None  # there is always one group, if an empty one
         return nearest
+
+    def _insert_job(self, ride: Ride, group: list[str], now: float) -> BatchJob:
+        job = build_problem(
+            self.state, [ride.request_id], now, self.travel, self.config.planning, group
+        )
+        return replace(job, kind="insert")
 
     def _insert_now(self, request_ids: list[str], now: float) -> list[Event]:
         """Answer requests at once: insert each into the routes, offer or reject."""
@@ -917,14 +933,26 @@ class DispatchCore:
         the routes did not change meanwhile.
         """
         if self.batch.due(now):
-            ids = self.batch.take()
-            return build_problem(self.state, ids, now, self.travel, self.config.planning)
+            return self._whole_fleet_job(self.batch.take(), now)
         if not self._reopt_due(now):
             return None
         self._next_reopt = now + self.config.reopt_every_s
         self._reopt_changes = self.changes
-        job = build_problem(self.state, [], now, self.travel, self.config.planning)
+        job = self._whole_fleet_job([], now)
         return job if job.problem.requests else None
+
+    def _whole_fleet_job(self, new_ids: list[str], now: float) -> BatchJob:
+        """The problem of every vehicle, less those whose routes cannot be kept as they
+        stand (:func:`~dispatcher.planning.untimeable`): a plan must keep every
+        promise, so one such route would make every plan refused (and every new ride
+        rejected) while it stays that way."""
+        job = build_problem(self.state, new_ids, now, self.travel, self.config.planning)
+        broken = untimeable(job)
+        if not broken:
+            return job
+        log.info("routes of %s cannot be kept as they stand; planning without them", broken)
+        others = [vid for vid in self.state.vehicles if vid not in broken]
+        return build_problem(self.state, new_ids, now, self.travel, self.config.planning, others)
 
     def complete(self, job: BatchJob, plan: Plan, now: float) -> list[Event]:
         """Turn a plan into promises, rejections and driver plans; update the state."""
@@ -1018,9 +1046,10 @@ class DispatchCore:
 
     def _stale(self, job: BatchJob) -> bool:
         """A vehicle got a stop the job did not know (inserted while it was solved)."""
-        for vid, vehicle in self.state.vehicles.items():
-            known = set(job.snapshot.get(vid, ()))
-            if any(ref not in known for ref in vehicle.stop_refs()):
+        for vid, refs in job.snapshot.items():
+            vehicle = self.state.vehicles.get(vid)
+            known = set(refs)
+            if vehicle is not None and any(ref not in known for ref in vehicle.stop_refs()):
                 return True
         return False
 

@@ -29,6 +29,7 @@ from solvers.model import (
     TimeWindow,
     Vehicle,
 )
+from solvers.schedule import Infeasible, Scheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +478,24 @@ def plan_problems(job: BatchJob, plan: Plan) -> list[str]:
     if missing:
         return [f"mandatory request {rid} not served" for rid in missing]
     return check_plan(job.problem, plan)
+
+
+def untimeable(job: BatchJob) -> list[str]:
+    """Vehicles whose routes, as they stand, have no feasible schedule.
+
+    Promised windows grow with the ETAs last sent, but a vehicle estimated to run
+    later than those (its position and leg say so) can miss a drop-off window or
+    a passenger's maximum ride time by some seconds until it is there; or a
+    vehicle fell silent long ago and holds a ride it can no longer serve.
+    """
+    scheduler = Scheduler(job.problem)
+    out = []
+    for h in job.problem.hint:
+        seq = scheduler.resolve(h.stops)
+        vehicle = scheduler.vehicles[h.vehicle_id]
+        if isinstance(seq, Infeasible) or isinstance(scheduler.times(vehicle, seq), Infeasible):
+            out.append(h.vehicle_id)
+    return out
 
 
 def plan_break_soonest(

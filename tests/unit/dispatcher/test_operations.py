@@ -187,6 +187,43 @@ def test_arrival_at_a_shared_stop_survives_a_new_plan():
     assert c.state.rides[second].status is RideStatus.NO_SHOW
 
 
+def test_a_route_that_cannot_be_kept_does_not_block_the_other_vehicles():
+    """A vehicle that fell silent still holds a ride it can no longer serve in time: its
+    route as it stands has no schedule. New rides go to the other vehicles of its
+    insertion group instead of being rejected while it stays that way."""
+    c = _immediate()
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    assert c.state.rides["r1"].vehicle_id == "v1"
+    c.handle(shift("v2", at=T0 + 60, position=BUEDELSDORF), T0 + 60)
+    later = T0 + 2 * 3600  # v1 never reported again: r1's promised window is long past
+    out = c.handle(request("r2", BUEDELSDORF, RENDSBURG, at=later), later).outputs
+    (offer,) = of_kind(out, RideOfferedV1)
+    assert offer.vehicle_id == "v2"
+    assert [s.request_id for s in c.state.vehicles["v1"].stops] == ["r1", "r1"]  # not lost
+
+
+def test_batch_planning_leaves_out_a_route_that_cannot_be_kept():
+    """Batch mode: the same silent vehicle; the batch is planned on the others and its
+    ride stays where it is (a plan without it would be refused as breaking a promise)."""
+    c = core(batch_window_s=1.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    first = c.prepare(T0 + 1)
+    assert first is not None
+    c.complete(first, insertion_solve(first.problem, SolveLimits(0.2)), T0 + 1)
+    assert c.state.rides["r1"].vehicle_id == "v1"
+    c.handle(shift("v2", at=T0 + 60, position=BUEDELSDORF), T0 + 60)
+    later = T0 + 2 * 3600
+    c.handle(request("r2", BUEDELSDORF, RENDSBURG, at=later), later)
+    job = c.prepare(later + 1)
+    assert job is not None and [v.id for v in job.problem.vehicles] == ["v2"]
+    out = c.complete(job, insertion_solve(job.problem, SolveLimits(0.2)), later + 1)
+    (offer,) = of_kind(out, RideOfferedV1)
+    assert offer.vehicle_id == "v2"
+    assert [s.request_id for s in c.state.vehicles["v1"].stops] == ["r1", "r1"]
+
+
 def test_breakdown_moves_passengers_and_tells_them():
     """On a breakdown, unboarded rides get a new offer on another vehicle."""
     c = _immediate()
