@@ -259,10 +259,13 @@ def build_problem(
         on_shift = v.active and v.shift_end > now
         if not (on_shift or has_work):
             continue
-        # Still boarding or alighting someone: free only when that service ends.
-        position, free_at = estimated_position(v, now, travel), rel(v.busy_until)
+        # Still boarding or alighting someone: free only when that service ends; and
+        # never before now, rounded up (the epoch is now rounded down: a second too
+        # early on each re-plan added up to boardings after the promised window).
+        position = estimated_position(v, now, travel)
+        free_at = math.ceil(max(now, v.busy_until) - epoch)
         # a vehicle running behind its leg's travel time starts that much later
-        free_at += round(_lag(v, now, position, epoch + free_at, travel))
+        free_at += math.ceil(_lag(v, now, position, epoch + free_at, travel))
         start, start_time = loc(position), free_at
         lock = _locked_stop(v, now, cfg)
         if on_break(v, now) and not (lock is not None and lock.arrived):

@@ -128,6 +128,18 @@ def test_no_show_for_unassigned_ride_is_refused():
     assert c.handle(no_show, T0).dead_letter
 
 
+def test_a_vehicle_is_never_planned_before_now():
+    """The problem's epoch is now rounded down; a free vehicle starts at now rounded up,
+    not at the epoch (a second early on every re-plan adds up to late boardings)."""
+    c = core(batch_window_s=1.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0 + 100.9)
+    job = c.prepare(T0 + 101.9)
+    assert job is not None and job.epoch == T0 + 101
+    (vehicle,) = job.problem.vehicles
+    assert vehicle.start_time == 1
+
+
 def test_build_problem_shapes():
     """The batch problem has one vehicle per shift and the new requests with penalties."""
     c = core(batch_window_s=1.0)
