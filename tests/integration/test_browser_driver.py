@@ -11,6 +11,7 @@ break back to the tablet.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.integration.conftest import PgSchema
 from tests.integration.gateway_kit import PIN, Stream, bearer, services
@@ -42,6 +43,13 @@ ARTIFACTS = Path(__file__).parents[2] / "out" / "artifacts"
 TIMEOUT_MS = 30_000
 #: the ride's destination: Fockbek, 5 km from the standby point in Rendsburg
 FAR = "vs-fockbek-04"
+
+
+async def _answer_late(route: Route) -> None:
+    """Pass a request on, but hand its response to the page 2 s later."""
+    response = await route.fetch()
+    await asyncio.sleep(2)
+    await route.fulfill(response=response)
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +135,12 @@ async def test_booking_to_drop_off_through_the_driver_tablet(
 
                 await page.get_by_test_id("arrived-0").click()
                 await stream.until("vehicle_at_pickup")
-                await page.get_by_test_id(f"boarded-{rid}").click()
+                # The dispatcher answers the boarding within milliseconds; hold the
+                # button's own answer back until its plan is on the tablet, as a slow
+                # network would: the older view must not replace the newer plan.
+                await page.route("**/boarded", _answer_late)
+                async with page.expect_response("**/boarded"):
+                    await page.get_by_test_id(f"boarded-{rid}").click()
                 await stream.until("boarded")
 
                 # The dispatcher's next plan has only the drop-off left.

@@ -96,7 +96,10 @@ async function api(path, body) {
 async function act(path, body = {}) {
   $("action-error").textContent = "";
   try {
-    render(await api(`/api/vehicles/${encodeURIComponent(session.vehicle_id)}/${path}`, body));
+    const view = await api(`/api/vehicles/${encodeURIComponent(session.vehicle_id)}/${path}`, body);
+    // The dispatcher's answer to this action (a new plan on the stream) may have come
+    // first: a view of an older plan must not replace it.
+    if (!current || view.plan_version >= current.plan_version) render(view);
   } catch (err) {
     $("action-error").textContent = `${t("failed")}: ${err.message}`;
   }
