@@ -379,31 +379,23 @@ class DispatchCore:
         """
         nearest: BatchJob | None = None
         for group in self._candidate_groups(ride, now, possible_only=True):
-            job = self._insert_job(ride, group, now)
+            job = build_problem(
+                self.state, [ride.request_id], now, self.travel, self.config.planning, group
+            )
+            job = replace(job, kind="insert")
             plan = self._insertion(job, ride.request_id, repair=nearest is None)
-            if plan is None and (broken := untimeable(job)):
+            if plan is None:
                 # insertion keeps every route of the group: one that cannot be kept (a
-                # vehicle running late, for minutes) would turn every ride away; try
-                # the others without it
-                log.info(
-                    "routes of %s cannot be kept as they stand; %s goes to the others",
-                    broken,
-                    ride.request_id,
-                )
-                others = [vid for vid in group if vid not in broken]
-                job = self._insert_job(ride, others, now)
-                plan = self._insertion(job, ride.request_id, repair=nearest is None)
+                # vehicle running late, for minutes) would turn every ride away
+                fewer = self._without_untimeable(job, group, now)
+                if fewer is not job:
+                    job = fewer
+                    plan = self._insertion(job, ride.request_id, repair=nearest is None)
             if plan is not None and not plan_problems(job, plan):
                 return job, plan
             nearest = nearest or job
         assert nearest is not None  # there is always one group, if an empty one
         return nearest
-
-    def _insert_job(self, ride: Ride, group: list[str], now: float) -> BatchJob:
-        job = build_problem(
-            self.state, [ride.request_id], now, self.travel, self.config.planning, group
-        )
-        return replace(job, kind="insert")
 
     def _insert_now(self, request_ids: list[str], now: float) -> list[Event]:
         """Answer requests at once: insert each into the routes, offer or reject."""
@@ -943,16 +935,23 @@ class DispatchCore:
 
     def _whole_fleet_job(self, new_ids: list[str], now: float) -> BatchJob:
         """The problem of every vehicle, less those whose routes cannot be kept as they
-        stand (:func:`~dispatcher.planning.untimeable`): a plan must keep every
-        promise, so one such route would make every plan refused (and every new ride
-        rejected) while it stays that way."""
+        stand: a plan must keep every promise, so one such route would make every plan
+        refused (and every new ride rejected) while it stays that way."""
         job = build_problem(self.state, new_ids, now, self.travel, self.config.planning)
+        return self._without_untimeable(job, list(self.state.vehicles), now)
+
+    def _without_untimeable(self, job: BatchJob, vehicles: list[str], now: float) -> BatchJob:
+        """``job`` built again without the vehicles whose routes cannot be kept as they
+        stand (:func:`~dispatcher.planning.untimeable`); ``job`` itself if there are none.
+        Their rides stay where they are."""
         broken = untimeable(job)
         if not broken:
             return job
         log.info("routes of %s cannot be kept as they stand; planning without them", broken)
-        others = [vid for vid in self.state.vehicles if vid not in broken]
-        return build_problem(self.state, new_ids, now, self.travel, self.config.planning, others)
+        others = [vid for vid in vehicles if vid not in broken]
+        fewer = build_problem(self.state, list(job.new_ids), now, self.travel,
+                              self.config.planning, others)  # fmt: skip
+        return replace(fewer, kind=job.kind)
 
     def complete(self, job: BatchJob, plan: Plan, now: float) -> list[Event]:
         """Turn a plan into promises, rejections and driver plans; update the state."""
@@ -1148,7 +1147,7 @@ def _keep_arrivals(stops: list[VehicleStop], before: list[VehicleStop]) -> None:
     arrived = {s.ref: s for s in before if s.arrived}
     for stop in stops:
         old = arrived.get(stop.ref)
-        if old is None or _key(old.location) != _key(stop.location):
+        if old is None:
             return
         stop.arrived, stop.arrived_at = True, old.arrived_at
 

@@ -203,16 +203,22 @@ def test_a_route_that_cannot_be_kept_does_not_block_the_other_vehicles():
     assert [s.request_id for s in c.state.vehicles["v1"].stops] == ["r1", "r1"]  # not lost
 
 
+def _batch_with_r1_on_v1(batch_window_s: float) -> DispatchCore:
+    """A batch-mode core whose first batch put r1 (requested at T0) on v1."""
+    c = core(batch_window_s=batch_window_s)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1"), T0)
+    job = c.prepare(T0 + batch_window_s)
+    assert job is not None
+    c.complete(job, insertion_solve(job.problem, SolveLimits(0.2)), T0 + batch_window_s)
+    assert c.state.rides["r1"].vehicle_id == "v1"
+    return c
+
+
 def test_batch_planning_leaves_out_a_route_that_cannot_be_kept():
     """Batch mode: the same silent vehicle; the batch is planned on the others and its
     ride stays where it is (a plan without it would be refused as breaking a promise)."""
-    c = core(batch_window_s=1.0)
-    c.handle(shift("v1"), T0)
-    c.handle(request("r1"), T0)
-    first = c.prepare(T0 + 1)
-    assert first is not None
-    c.complete(first, insertion_solve(first.problem, SolveLimits(0.2)), T0 + 1)
-    assert c.state.rides["r1"].vehicle_id == "v1"
+    c = _batch_with_r1_on_v1(batch_window_s=1.0)
     c.handle(shift("v2", at=T0 + 60, position=BUEDELSDORF), T0 + 60)
     later = T0 + 2 * 3600
     c.handle(request("r2", BUEDELSDORF, RENDSBURG, at=later), later)
@@ -253,12 +259,7 @@ def test_breakdown_without_spare_vehicle_rejects_with_reason():
 
 def test_breakdown_in_batch_mode_replans_in_next_batch():
     """In batch mode, a moved ride goes back into the next batch as pending."""
-    c = core(batch_window_s=2.0)
-    c.handle(shift("v1"), T0)
-    c.handle(request("r1"), T0)
-    job = c.prepare(T0 + 2)
-    assert job is not None
-    c.complete(job, insertion_solve(job.problem, SolveLimits(0.2)), T0 + 2)
+    c = _batch_with_r1_on_v1(batch_window_s=2.0)
     ended = vehicle_event(ShiftEndedV1, T0 + 60, vehicle_id="v1", reason="breakdown")
     c.handle(ended, T0 + 60)
     assert c.state.rides["r1"].status is RideStatus.PENDING and c.batch.pending == ("r1",)
