@@ -175,6 +175,16 @@ def simulate(
             " the expected demand (0: they stay where they are)."
         ),
     ] = 0,
+    anticipate: Annotated[
+        float | None,
+        typer.Option(
+            help="Policy batch: sample the requests expected this many seconds ahead into"
+            " every batch problem (0: none)."
+        ),
+    ] = None,
+    anticipation_prize: Annotated[
+        int | None, typer.Option(help="What a sampled request is worth, in metres of driving.")
+    ] = None,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -202,6 +212,10 @@ def simulate(
         opts = replace(opts, demand_scale=demand_scale)
     if rebalance_points:
         opts = replace(opts, rebalance_points=rebalance_points)
+    if anticipate is not None:
+        opts = replace(opts, anticipation_horizon_s=anticipate)
+    if anticipation_prize is not None:
+        opts = replace(opts, anticipation_prize_m=anticipation_prize)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 
 

@@ -18,6 +18,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from dispatcher.anticipation import (
+    AnticipationConfig,
+    RateEstimate,
+    sample_requests,
+    with_samples,
+    without_samples,
+)
 from dispatcher.batching import BatchPolicy
 from dispatcher.clock import to_datetime, to_timestamp
 from dispatcher.geo import LatLon, TravelModel, haversine_m, haversine_many
@@ -138,6 +145,8 @@ class CoreConfig:
     insertion_groups: int = 0
     #: idle vehicles sent to standby points of the expected demand (off: no points)
     rebalancing: RebalancingConfig = field(default_factory=RebalancingConfig)
+    #: requests sampled from the expected demand in every batch problem (off: no forecast)
+    anticipation: AnticipationConfig = field(default_factory=AnticipationConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in {"batch", "immediate"}:
@@ -175,6 +184,11 @@ class DispatchCore:
         self._next_reopt: float | None = None
         #: when each idle vehicle was last considered for a relocation
         self._idle_checked: dict[str, float] = {}
+        #: the immediate requests seen lately: the level of the demand to anticipate
+        self.demand_rate = RateEstimate(config.anticipation)
+        for ride in sorted(self.state.rides.values(), key=lambda r: r.received_at):
+            if _immediate(ride):
+                self.demand_rate.observe(ride.received_at)
 
     # -- input -------------------------------------------------------------------------
 
@@ -449,6 +463,8 @@ class DispatchCore:
             reason, message, alternative = problem
             return Handled([self._reject(ride, reason, message, now, alternative)])
         self.state.touch_ride(ride)
+        if _immediate(ride):
+            self.demand_rate.observe(now)
         if self.config.mode == "immediate":
             return Handled(self._insert_now([ride.request_id], now))
         self.batch.offer(ride.request_id, now)
@@ -925,7 +941,7 @@ class DispatchCore:
         the routes did not change meanwhile.
         """
         if self.batch.due(now):
-            return self._whole_fleet_job(self.batch.take(), now)
+            return self._anticipated(self._whole_fleet_job(self.batch.take(), now), now)
         if not self._reopt_due(now):
             return None
         self._next_reopt = now + self.config.reopt_every_s
@@ -939,6 +955,15 @@ class DispatchCore:
         refused (and every new ride rejected) while it stays that way."""
         job = build_problem(self.state, new_ids, now, self.travel, self.config.planning)
         return self._without_untimeable(job, list(self.state.vehicles), now)
+
+    def _anticipated(self, job: BatchJob, now: float) -> BatchJob:
+        """``job`` with requests sampled from the expected demand (if configured);
+        ``complete`` takes them out of the plan again."""
+        cfg = self.config.anticipation
+        if not cfg.enabled or not job.problem.requests:
+            return job
+        samples = sample_requests(cfg, now, self.demand_rate.scale(now))
+        return with_samples(job, samples, self.travel, self.config.planning, cfg.prize_m)
 
     def _without_untimeable(self, job: BatchJob, vehicles: list[str], now: float) -> BatchJob:
         """``job`` built again without the vehicles whose routes cannot be kept as they
@@ -955,6 +980,7 @@ class DispatchCore:
 
     def complete(self, job: BatchJob, plan: Plan, now: float) -> list[Event]:
         """Turn a plan into promises, rejections and driver plans; update the state."""
+        job, plan = without_samples(job, plan)  # sampled requests never reach a driver
         problems = plan_problems(job, plan)
         if not problems and job.kind == "reopt" and self._stale(job):
             problems = ["the routes changed while it was solved"]
@@ -1133,6 +1159,11 @@ class DispatchCore:
                 else None
             ),
         )
+
+
+def _immediate(ride: Ride) -> bool:
+    """Booked for now (not for a later time): what anticipation counts and samples."""
+    return ride.earliest_pickup == ride.received_at and ride.latest_dropoff is None
 
 
 def _keep_arrivals(stops: list[VehicleStop], before: list[VehicleStop]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatcher.anticipation import AnticipationConfig
 from dispatcher.clock import to_timestamp
 from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
@@ -26,6 +27,7 @@ from dispatcher.simulation import (
     POLICIES,
     Policy,
     SimulationResult,
+    scenario_forecast,
     scenario_rebalancing,
     simulate,
     solver_by_name,
@@ -367,6 +369,9 @@ class SimOptions:
     replay: Path | None = None
     #: standby points of the immediate policy's rebalancing (0: none, idle vehicles stay)
     rebalance_points: int = 0
+    #: the batch policy samples requests expected this far ahead (0: none)
+    anticipation_horizon_s: float = 0.0
+    anticipation_prize_m: int = 10_000
 
 
 def _run(
@@ -381,6 +386,14 @@ def _run(
     rebalancing = None
     if opts.rebalance_points > 0 and policy == "immediate":
         rebalancing = scenario_rebalancing(sc, opts.rebalance_points)
+    anticipation = None
+    if opts.anticipation_horizon_s > 0 and policy == "batch":
+        anticipation = AnticipationConfig(
+            forecast=scenario_forecast(sc),
+            horizon_s=opts.anticipation_horizon_s,
+            prize_m=opts.anticipation_prize_m,
+            seed=opts.seed,
+        )
     start_hour, hours = opts.start_hour, opts.hours
     if opts.replay is not None:
         rec = replay_from(read_events(opts.replay), n)
@@ -404,6 +417,7 @@ def _run(
         fleet=fleet,
         demand_options=DemandOptions(scale=opts.demand_scale),
         rebalancing=rebalancing,
+        anticipation=anticipation,
         progress=progress,
     )
 

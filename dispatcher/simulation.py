@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+import numpy as np
+
+from dispatcher.anticipation import AnticipationConfig, DemandForecast
 from dispatcher.clock import VirtualClock, to_timestamp
 from dispatcher.core import CoreConfig, DispatchCore, VirtualStop
 from dispatcher.geo import LatLon, TravelModel
@@ -429,6 +432,20 @@ def scenario_rebalancing(scenario: Scenario, points: int, **options: float) -> R
     return RebalancingConfig(standby=standby, **options)
 
 
+def scenario_forecast(scenario: Scenario) -> DemandForecast:
+    """The scenario's expected immediate requests (its hourly profile less the
+    pre-booked share) and its origin-destination model, for anticipation."""
+    model = DemandModel(scenario)
+    cfg = scenario.demand
+
+    def draw_od(rng: np.random.Generator) -> tuple[LatLon, LatLon]:
+        origin, destination = model.draw_od(rng)
+        return origin.point, destination.point
+
+    per_hour = tuple(r * (1 - cfg.prebooked_share) for r in cfg.requests_per_hour)
+    return DemandForecast(per_hour, scenario.timezone, draw_od)
+
+
 def simulate(
     scenario: Scenario,
     vehicles: int | None = None,
@@ -456,6 +473,7 @@ def simulate(
     seats: int | None = None,
     wheelchairs: int | None = None,
     rebalancing: RebalancingConfig | None = None,
+    anticipation: AnticipationConfig | None = None,
     progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate ``hours`` of service from ``start_hour`` (local) on ``day``.
@@ -516,6 +534,7 @@ def simulate(
         service_hours=(start_h, start_h + hours),
         timezone=scenario.timezone,
         rebalancing=rebalancing or RebalancingConfig(),
+        anticipation=anticipation or AnticipationConfig(),
     )
     sim = Simulation(
         scenario,

@@ -1,0 +1,190 @@
+"""Anticipation: requests sampled from the expected demand into batch problems."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from dispatcher.anticipation import (
+    AnticipationConfig,
+    DemandForecast,
+    RateEstimate,
+    is_sample,
+    sample_requests,
+)
+from dispatcher.clock import to_datetime, to_timestamp
+from dispatcher.geo import LatLon
+from dispatcher.kpis import compute_kpis
+from dispatcher.simulation import scenario_forecast, simulate
+from producers.demand import DemandOptions
+from producers.scenario import load_scenario
+from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
+from schemas.passenger import RideRequestedV1, TimeType
+from solvers.insertion import insertion_solve
+from solvers.model import Plan, SolveLimits, StopKind, StopRef, Unassigned
+from solvers.ortools_pdp import ortools_solve
+from solvers.schedule import schedule_route
+from tests.unit.dispatcher.fleet_kit import (
+    FOCKBEK,
+    JEVENSTEDT,
+    T0,
+    core,
+    latlon,
+    of_kind,
+    request,
+    shift,
+)
+
+
+def fockbek_to_jevenstedt(rng: np.random.Generator) -> tuple[LatLon, LatLon]:
+    return latlon(FOCKBEK), latlon(JEVENSTEDT)
+
+
+def forecast(per_hour: float = 12.0) -> DemandForecast:
+    return DemandForecast((per_hour,) * 24, "Europe/Berlin", fockbek_to_jevenstedt)
+
+
+def anticipating_core(per_hour: float = 12.0, **kw: object) -> object:
+    cfg = AnticipationConfig(forecast=forecast(per_hour), horizon_s=1800, **kw)  # type: ignore[arg-type]
+    return core(anticipation=cfg)
+
+
+def test_a_batch_problem_carries_optional_samples_only_when_anticipating():
+    """Samples are optional (a prize far below a real request's penalty); no forecast, none."""
+    for c, expect_samples in ((core(), False), (anticipating_core(), True)):
+        c.handle(shift("v1"), T0)
+        c.handle(request("r1"), T0)
+        job = c.prepare(T0 + 2)
+        assert job is not None
+        samples = [r for r in job.problem.requests if is_sample(r.id)]
+        assert bool(samples) is expect_samples
+        real = job.problem.request("r1")
+        for s in samples:
+            assert s.penalty is not None and real.penalty is not None
+            assert s.penalty * 100 < real.penalty
+            assert s.pickup_window.earliest >= 0
+
+
+def test_sampled_stops_never_reach_a_driver_and_real_stops_are_retimed():
+    """A plan that serves a sample before the real pickup: the driver gets the real stops
+    only, at the times they take without the sample (not as late as planned with it)."""
+    c = anticipating_core(per_hour=30.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
+    job = c.prepare(T0 + 2)
+    assert job is not None
+    sample = min((r for r in job.problem.requests if is_sample(r.id)),
+                 key=lambda r: r.pickup_window.earliest)  # fmt: skip
+    order = [StopRef(sample.id, StopKind.PICKUP), StopRef(sample.id, StopKind.DROPOFF),
+             StopRef("r1", StopKind.PICKUP), StopRef("r1", StopKind.DROPOFF)]  # fmt: skip
+    with_sample = schedule_route(job.problem, "v1", order)
+    alone = schedule_route(job.problem, "v1", order[2:])
+    assert not hasattr(with_sample, "reason") and not hasattr(alone, "reason")
+    assert with_sample.stops[2].service_start > alone.stops[0].service_start + 600  # type: ignore[union-attr]
+    others = tuple(r.id for r in job.problem.requests if r.id not in (sample.id, "r1"))
+    plan = Plan(
+        routes=(with_sample,),  # type: ignore[arg-type]
+        unassigned=tuple(Unassigned(rid, "not served") for rid in others),
+    )
+    outputs = c.complete(job, plan, T0 + 2)
+    (offer,) = of_kind(outputs, RideOfferedV1)
+    (driver,) = of_kind(outputs, DriverPlanV1)
+    assert [s.request_id for s in driver.stops] == ["r1", "r1"]
+    pickup_eta = to_timestamp(driver.stops[0].eta)
+    assert abs(pickup_eta - (job.epoch + alone.stops[0].service_start)) <= 1  # type: ignore[union-attr]
+    assert to_timestamp(offer.pickup_window_start) <= pickup_eta
+
+
+def test_every_real_request_is_still_served_when_it_can_be():
+    """Samples never cost a real ride: with a vehicle free for both, both are offered."""
+    c = anticipating_core(per_hour=30.0)
+    c.handle(shift("v1"), T0)
+    c.handle(shift("v2"), T0)
+    c.handle(request("r1"), T0)
+    c.handle(request("r2", origin=JEVENSTEDT, destination=FOCKBEK), T0)
+    job = c.prepare(T0 + 2)
+    assert job is not None and sum(is_sample(r.id) for r in job.problem.requests) >= 2
+    outputs = c.complete(job, insertion_solve(job.problem, SolveLimits(0.5)), T0 + 2)
+    assert {o.request_id for o in of_kind(outputs, RideOfferedV1)} == {"r1", "r2"}
+    for plan in of_kind(outputs, DriverPlanV1):
+        assert not any(is_sample(s.request_id) for s in plan.stops)
+
+
+def test_the_demand_level_follows_the_requests_seen():
+    """Scale 1 when requests come as forecast; more seen, a higher level; bounded."""
+    cfg = AnticipationConfig(forecast=forecast(12.0), rate_window_s=3600, prior=3.0)
+    levels = {}
+    for per_hour in (0, 12, 36, 500):
+        rate = RateEstimate(cfg)
+        for t in np.linspace(T0 - 3590, T0, per_hour):
+            rate.observe(float(t))
+        levels[per_hour] = rate.scale(T0)
+    assert levels[12] == 1.0
+    assert levels[0] < 0.5 < 2.0 < levels[36] < 3.0
+    assert levels[500] == cfg.scale_bounds[1]
+    # requests older than the window no longer count
+    old = RateEstimate(cfg)
+    for t in np.linspace(T0 - 7200, T0 - 3700, 36):
+        old.observe(float(t))
+    assert old.scale(T0) == levels[0]
+
+
+def test_the_core_counts_immediate_requests_only():
+    """Pre-bookings are not part of the demand that comes at short notice."""
+    c = anticipating_core()
+    c.handle(shift("v1"), T0)
+    c.handle(request("now1"), T0)
+    c.handle(request("now2"), T0 + 5)
+    later = T0 + 3 * 3600
+    c.handle(request("pre", requested_time=to_datetime(later), time_type=TimeType.DEPARTURE), T0)
+    assert list(c.demand_rate.seen) == [T0, T0 + 5]
+
+
+def test_samples_are_the_same_for_the_same_seed_time_and_level():
+    """A replay plans the same: samples depend on seed, batch time and level only."""
+    cfg = AnticipationConfig(forecast=forecast(12.0), horizon_s=1800, seed=3)
+    a = sample_requests(cfg, T0, 2.0)
+    assert a == sample_requests(cfg, T0, 2.0)
+    assert a != sample_requests(cfg, T0 + 60, 2.0)
+    assert all(T0 <= s.at <= T0 + 1800 for s in a)
+    counts = [len(sample_requests(cfg, T0 + 60 * k, 2.0)) for k in range(200)]
+    assert abs(np.mean(counts) - 12.0 * 2.0 * 0.5) < 1.0
+
+
+def test_the_scenario_forecast_leaves_out_pre_bookings():
+    sc = load_scenario("rendsburg")
+    f = scenario_forecast(sc)
+    share = 1 - sc.demand.prebooked_share
+    assert f.per_hour == tuple(r * share for r in sc.demand.requests_per_hour)
+    origin, destination = f.draw_od(np.random.default_rng(0))
+    assert sc.area.contains(origin) and sc.area.contains(destination)
+
+
+def test_a_simulated_evening_with_anticipation_keeps_every_promise():
+    """The batch policy with samples: every request answered once, no promise broken,
+    no sampled stop in any driver plan."""
+    sc = load_scenario("rendsburg")
+    result = simulate(
+        sc,
+        vehicles=3,
+        hours=1.5,
+        seed=5,
+        solver=ortools_solve,
+        solver_time_limit=0.2,
+        policy="batch",
+        demand_options=DemandOptions(scale=2.0, cutoff_s=900),
+        anticipation=AnticipationConfig(forecast=scenario_forecast(sc), seed=5),
+        no_show_prob=0.0,
+    )
+    requests = [e.request_id for _, e in result.events if isinstance(e, RideRequestedV1)]
+    answers = Counter(
+        e.request_id for _, e in result.outputs if isinstance(e, RideOfferedV1 | RideRejectedV1)
+    )
+    assert set(answers) == set(requests) and set(answers.values()) == {1}
+    plans = [e for _, e in result.outputs if isinstance(e, DriverPlanV1)]
+    assert plans and not any(is_sample(s.request_id) for p in plans for s in p.stops)
+    k = compute_kpis(result.history)
+    assert k["served"] > 0
+    assert k["promise_broken"] == 0 and k["ride_time_exceeded"] == 0
+    assert k["confirmed_unaccounted"] == []
