@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dispatcher.anticipation import AnticipationConfig
 from dispatcher.core import Area, CoreConfig, VirtualStop
 from dispatcher.geo import CrowFliesTravel, TravelModel
 from dispatcher.planning import PlanningConfig
@@ -172,6 +173,16 @@ class DispatchSettings(BaseModel):
     rebalance_max_distance_m: float = Field(
         12_000.0, ge=0, description="Farthest (straight line) a vehicle is sent to stand by."
     )
+    anticipate_s: float = Field(
+        0.0,
+        ge=0,
+        description="Batch mode: requests expected this many seconds ahead are sampled into"
+        " every batch problem, from the demand of the scenario (STOPS_SCENARIO, else"
+        " rendsburg) at the level of the requests seen lately; 0: off.",
+    )
+    anticipation_prize_m: int = Field(
+        10_000, ge=0, description="What serving a sampled request is worth, in metres driven."
+    )
 
 
 class AuthSettings(BaseModel):
@@ -262,6 +273,21 @@ class Settings(BaseSettings):
             service_hours=d.service_hours,
             timezone=d.timezone,
             rebalancing=self._rebalancing(),
+            anticipation=self._anticipation(),
+        )
+
+    def _anticipation(self) -> AnticipationConfig:
+        d = self.dispatch
+        if d.anticipate_s <= 0:
+            return AnticipationConfig()
+        from dispatcher.simulation import scenario_forecast  # noqa: PLC0415
+        from producers.scenario import load_scenario  # noqa: PLC0415
+
+        return AnticipationConfig(
+            forecast=scenario_forecast(load_scenario(d.stops_scenario or "rendsburg")),
+            horizon_s=d.anticipate_s,
+            prize_m=d.anticipation_prize_m,
+            seed=self.solver.seed,
         )
 
     def _rebalancing(self) -> RebalancingConfig:

@@ -62,6 +62,7 @@ from typing import Self
 
 from pydantic import ValidationError
 
+from dispatcher.anticipation import is_sample
 from dispatcher.clock import Clock, SystemClock, to_datetime
 from dispatcher.config import Settings
 from dispatcher.core import DispatchCore
@@ -530,7 +531,7 @@ class Dispatcher:
             plan.stats.solver,
             elapsed,
             plan.stats.objective,
-            len(plan.unassigned),
+            sum(not is_sample(u.request_id) for u in plan.unassigned),
         )
         return plan
 

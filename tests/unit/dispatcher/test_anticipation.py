@@ -14,6 +14,7 @@ from dispatcher.anticipation import (
     sample_requests,
 )
 from dispatcher.clock import to_datetime, to_timestamp
+from dispatcher.config import DispatchSettings, Settings
 from dispatcher.geo import LatLon
 from dispatcher.kpis import compute_kpis
 from dispatcher.simulation import scenario_forecast, simulate
@@ -188,3 +189,13 @@ def test_a_simulated_evening_with_anticipation_keeps_every_promise():
     assert k["served"] > 0
     assert k["promise_broken"] == 0 and k["ride_time_exceeded"] == 0
     assert k["confirmed_unaccounted"] == []
+
+
+def test_settings_turn_anticipation_on_with_the_scenario_forecast():
+    """DRT_DISPATCH__ANTICIPATE_S switches it on for the live service; off by default."""
+    assert not Settings().core_config().anticipation.enabled
+    on = Settings(dispatch=DispatchSettings(anticipate_s=900, anticipation_prize_m=5000))
+    cfg = on.core_config().anticipation
+    assert cfg.enabled and cfg.horizon_s == 900 and cfg.prize_m == 5000
+    expected = load_scenario("rendsburg").demand.requests_per_hour
+    assert cfg.forecast is not None and cfg.forecast.per_hour[20] < expected[20]
