@@ -87,7 +87,7 @@ class AnticipationConfig:
     horizon_s: float = 1800.0
     prize_m: int = 10_000
     rate_window_s: float = 3600.0
-    prior: float = 3.0
+    prior: float = 1.0
     scale_bounds: tuple[float, float] = (0.25, 4.0)
     seed: int = 0
 
@@ -102,18 +102,28 @@ class RateEstimate:
 
     config: AnticipationConfig
     seen: deque[float] = field(default_factory=deque)
+    since: float | None = None
+
+    def begin(self, t: float) -> None:
+        """Requests are counted from ``t`` (the first call counts)."""
+        if self.since is None:
+            self.since = t
 
     def observe(self, t: float) -> None:
+        self.begin(t)
         self.seen.append(t)
 
     def scale(self, now: float) -> float:
         """Observed / expected over the last ``rate_window_s``, smoothed and bounded."""
         cfg = self.config
         assert cfg.forecast is not None
+        self.begin(now)
+        assert self.since is not None
         since = now - cfg.rate_window_s
         while self.seen and self.seen[0] < since:
             self.seen.popleft()
-        expected = cfg.forecast.expected(since, now)
+        # nothing was seen before the counting began (a service start, a restart)
+        expected = cfg.forecast.expected(max(since, self.since), now)
         lo, hi = cfg.scale_bounds
         ratio = (len(self.seen) + cfg.prior) / (expected + cfg.prior)
         return min(hi, max(lo, ratio))

@@ -194,6 +194,7 @@ class DispatchCore:
 
     def handle(self, event: Event, now: float) -> Handled:
         """Apply one decoded input event."""
+        self.demand_rate.begin(now)  # requests are seen from the first event on
         match event:
             case RideRequestedV1():
                 return self._requested(event, now)

@@ -113,22 +113,31 @@ def test_every_real_request_is_still_served_when_it_can_be():
 
 
 def test_the_demand_level_follows_the_requests_seen():
-    """Scale 1 when requests come as forecast; more seen, a higher level; bounded."""
-    cfg = AnticipationConfig(forecast=forecast(12.0), rate_window_s=3600, prior=3.0)
+    """About 1 when requests come as forecast; more seen, a higher level; bounded; the
+    forecast itself before anything could be seen."""
+    cfg = AnticipationConfig(forecast=forecast(12.0), rate_window_s=3600, prior=1.0)
     levels = {}
     for per_hour in (0, 12, 36, 500):
         rate = RateEstimate(cfg)
+        assert rate.scale(T0 - 3600) == 1.0  # counting begins: nothing to go by yet
         for t in np.linspace(T0 - 3590, T0, per_hour):
             rate.observe(float(t))
         levels[per_hour] = rate.scale(T0)
-    assert levels[12] == 1.0
-    assert levels[0] < 0.5 < 2.0 < levels[36] < 3.0
+    assert abs(levels[12] - 1.0) < 0.01
+    assert levels[0] == cfg.scale_bounds[0]
+    assert 2.5 < levels[36] < 3.0
     assert levels[500] == cfg.scale_bounds[1]
     # requests older than the window no longer count
     old = RateEstimate(cfg)
     for t in np.linspace(T0 - 7200, T0 - 3700, 36):
         old.observe(float(t))
     assert old.scale(T0) == levels[0]
+    # half an hour after counting began, half an hour's requests are the forecast level
+    fresh = RateEstimate(cfg)
+    fresh.scale(T0 - 1800)
+    for t in np.linspace(T0 - 1790, T0, 6):
+        fresh.observe(float(t))
+    assert abs(fresh.scale(T0) - 1.0) < 0.01
 
 
 def test_the_core_counts_immediate_requests_only():
