@@ -126,6 +126,12 @@ class DispatchSettings(BaseModel):
     late_diversion_guard_s: int = Field(
         120, description="A next stop this close (ETA) is not changed any more."
     )
+    promise_buffer_s: int = Field(
+        120,
+        ge=0,
+        description="New plans keep this much of a promised pickup window's end and latest"
+        " drop-off in reserve against delays (a stop planned later keeps its time).",
+    )
     detour_factor: float = Field(1.35, description="Road distance / straight-line distance.")
     speed_kmh: float = Field(40.0, description="Average road speed for travel times.")
     graceful_timeout_s: float = Field(
@@ -261,6 +267,7 @@ class Settings(BaseSettings):
                 ride_alpha=d.ride_alpha,
                 ride_beta_s=d.ride_beta_s,
                 late_diversion_guard_s=d.late_diversion_guard_s,
+                promise_buffer_s=d.promise_buffer_s,
             ),
             batch_window_s=d.batch_window_s,
             batch_max_size=d.batch_max_size,

@@ -47,6 +47,10 @@ class PlanningConfig:
     dropoff_service_s: int = 30
     wheelchair_service_s: int = 180
     late_diversion_guard_s: int = 120
+    #: new plans keep this much of a promised pickup window's end, and of a promised
+    #: latest drop-off, in reserve against delays on the way (a stop already planned
+    #: later keeps its time); 0: plans may use a promise to the last second
+    promise_buffer_s: int = 120
     unserved_penalty: int = 10_000_000
     #: a break that cannot be planned costs this much (never more than a promise)
     break_penalty: int = 100_000_000
@@ -383,7 +387,7 @@ def build_problem(
             requests.append(
                 Request(
                     **common,
-                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
+                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel, cfg),
                     onboard_vehicle=vehicle,
                     picked_up_at=picked,
                     max_ride_time=max_ride,
@@ -393,15 +397,14 @@ def build_problem(
             if vehicle not in vehicle_ids or vehicle not in accepting:
                 continue  # re-planned separately (vehicle gone)
             assert ride.promised_pickup is not None
+            opens, closes = (rel(t) for t in ride.promised_pickup)
+            closes = max(closes - cfg.promise_buffer_s, opens, rel(ride.pickup_eta or 0))
             requests.append(
                 Request(
                     **common,
                     max_ride_time=ride.max_ride_s,
-                    pickup_window=TimeWindow(
-                        rel(ride.promised_pickup[0]),
-                        max(rel(ride.promised_pickup[1]), rel(ride.pickup_eta or 0)),
-                    ),
-                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel),
+                    pickup_window=TimeWindow(opens, closes),
+                    dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel, cfg),
                     allowed_vehicles=(vehicle,),
                 )
             )
@@ -455,11 +458,14 @@ def build_problem(
     )
 
 
-def _relaxed(promised: float | None, eta: float | None, rel: Callable[[float], int]) -> TimeWindow:
-    """A drop-off window that keeps a promise but never makes a delay infeasible."""
+def _relaxed(
+    promised: float | None, eta: float | None, rel: Callable[[float], int], cfg: PlanningConfig
+) -> TimeWindow:
+    """A drop-off window that keeps a promise, with ``promise_buffer_s`` in reserve, but
+    never makes a delay infeasible (a drop-off planned later keeps its time)."""
     if promised is None:
         return TimeWindow()
-    latest = rel(promised)
+    latest = max(0, rel(promised) - cfg.promise_buffer_s)
     if eta is not None:
         latest = max(latest, rel(eta))
     return TimeWindow(0, latest)

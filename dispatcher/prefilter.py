@@ -135,6 +135,7 @@ def _route(
     # the ride cannot go after it, and the later stops' limits are only dropped.
     off_early, off_late = epoch + 0.5, epoch - 0.5
     wheel_s, pick_s, drop_s = cfg.wheelchair_service_s, cfg.pickup_service_s, cfg.dropoff_service_s
+    buffer = cfg.promise_buffer_s  # as build_problem keeps in reserve
     offered, onboard, vid = RideStatus.OFFERED, RideStatus.ONBOARD, v.vehicle_id
     rides = state.rides
     points, svcs, earlies, lates = route.points, route.svc, route.early, route.late
@@ -151,7 +152,7 @@ def _route(
                 continue
             picked.add(ride.request_id)
             early = ride.promised_pickup[0] - off_early
-            late = ride.promised_pickup[1]
+            late = max(ride.promised_pickup[1] - buffer, ride.promised_pickup[0])
             if ride.pickup_eta is not None and ride.pickup_eta > late:
                 late = ride.pickup_eta
             late -= off_late
@@ -162,7 +163,7 @@ def _route(
                 continue
             early, late = 0.0, _INF
             if ride.promised_dropoff is not None:
-                late = ride.promised_dropoff
+                late = ride.promised_dropoff - buffer
                 if ride.dropoff_eta is not None and ride.dropoff_eta > late:
                     late = ride.dropoff_eta
                 late -= off_late

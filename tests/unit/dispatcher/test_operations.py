@@ -334,3 +334,29 @@ def test_break_is_planned_inside_its_window_with_an_empty_vehicle():
     (vehicle,) = job.problem.vehicles
     assert vehicle.start_time >= round(b1 - (b0 + 60)) - 1  # free only after the break
     assert all(r.id != break_id("v1") for r in job.problem.requests)
+
+
+def test_new_plans_keep_a_buffer_before_a_promised_window_ends():
+    """A later plan may not push a promised pickup into the last ``promise_buffer_s`` of
+    its window (delays on the way would break it), unless it is planned there already."""
+    from dispatcher.planning import PlanningConfig  # noqa: PLC0415
+
+    for buffer in (0, 120):
+        c = _immediate(planning=PlanningConfig(promise_buffer_s=buffer))
+        c.handle(shift("v1"), T0)
+        c.handle(request("r1"), T0)
+        ride = c.state.rides["r1"]
+        assert ride.promised_pickup is not None and ride.pickup_eta is not None
+        job = build_problem(c.state, [], T0 + 10, c.travel, c.config.planning)
+        window = job.problem.request("r1").pickup_window
+        assert window.latest == round(ride.promised_pickup[1] - buffer - job.epoch)
+        # planned inside the buffer already (a late vehicle): that time stays possible
+        ride.pickup_eta = ride.promised_pickup[1] - 30
+        job = build_problem(c.state, [], T0 + 10, c.travel, c.config.planning)
+        late = job.problem.request("r1").pickup_window.latest
+        end = ride.promised_pickup[1]
+        assert late == round(max(end - buffer, end - 30) - job.epoch)
+        assert ride.promised_dropoff is not None
+        dropoff = job.problem.request("r1").dropoff_window.latest
+        assert dropoff == max(round(ride.promised_dropoff - buffer - job.epoch),
+                              round((ride.dropoff_eta or 0) - job.epoch))  # fmt: skip

@@ -88,7 +88,7 @@ def test_filter_keeps_every_usable_vehicle_in_a_simulated_day(
     """Moving vehicles, locked stops, passengers on board, no-shows, area travel times."""
     audit = Audit(monkeypatch)
     scenario = load_scenario("rendsburg")
-    result = simulate(scenario, vehicles=6, hours=3, seed=3, policy="insertion", seats=2)
+    result = simulate(scenario, vehicles=6, hours=4, seed=3, policy="insertion", seats=2)
     assert isinstance(scenario.travel(), AreaTravel)
     assert result.outputs  # it ran
     assert audit.missed == []
