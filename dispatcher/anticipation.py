@@ -8,8 +8,9 @@ next ``horizon_s`` to every batch problem. They are optional and worth ``prize_m
 metres each, far less than a real request (``unserved_penalty``). So the solver
 still serves every real request it can. Where it has a choice of vehicle or order,
 it picks the one that also leaves room for the likely next requests. Sampled stops
-never reach a driver. :func:`without_samples` removes them and re-times the routes
-before the plan is read.
+never reach a driver: :func:`without_samples` removes them once the plan, samples
+included, has passed the checker. The real stops keep the times planned around the
+samples, so a window promised now leaves room for a ride likely to come first.
 
 How much demand comes next is not assumed: the expected hourly profile (the shape)
 is scaled by how many immediate requests actually came in the last
@@ -34,8 +35,7 @@ import numpy as np
 
 from dispatcher.geo import LatLon, TravelModel
 from dispatcher.planning import BatchJob, PlanningConfig
-from solvers.model import Plan, Request, Route, StopRef, TimeWindow
-from solvers.schedule import Infeasible, schedule_route
+from solvers.model import Plan, Request, TimeWindow
 
 #: Sampled request ids start with this; a real request id cannot (``Identifier``).
 SAMPLE_PREFIX = "~sample:"
@@ -187,26 +187,20 @@ def with_samples(
     return replace(job, problem=problem, points=tuple(points))
 
 
-def without_samples(job: BatchJob, plan: Plan) -> tuple[BatchJob, Plan]:
-    """The job without its sampled requests, and the plan without their stops, each
-    route re-timed (its real stops come no later than planned with the samples)."""
-    problem = job.problem
-    if not any(is_sample(r.id) for r in problem.requests):
-        return job, plan
-    real = replace(problem, requests=tuple(r for r in problem.requests if not is_sample(r.id)))
-    routes: list[Route] = []
-    for route in plan.routes:
-        if not any(is_sample(s.request_id) for s in route.stops):
-            routes.append(route)
-            continue
-        kept = [s for s in route.stops if not is_sample(s.request_id)]
-        refs = [StopRef(s.request_id, s.kind) for s in kept]
-        timed = schedule_route(real, route.vehicle_id, refs)
-        if isinstance(timed, Infeasible):
-            # cannot happen with travel times that keep the triangle inequality; should a
-            # matrix not, the plan checker judges the times planned with the samples
-            timed = replace(route, stops=tuple(kept))
-        routes.append(timed)
+def without_samples(plan: Plan) -> Plan:
+    """The plan without the sampled stops and their unassigned entries.
+
+    The real stops keep the times planned around the samples: a promise made now
+    leaves room for the rides likely to come before it. (Re-timed to the earliest,
+    every window is promised as if nothing else were coming; on the simulated day at
+    demand x3 that served no more than the batch policy without samples.) The plan
+    is checked, samples included, before they are taken out.
+    """
+    routes = tuple(
+        replace(r, stops=tuple(s for s in r.stops if not is_sample(s.request_id)))
+        if any(is_sample(s.request_id) for s in r.stops)
+        else r
+        for r in plan.routes
+    )
     unassigned = tuple(u for u in plan.unassigned if not is_sample(u.request_id))
-    plan = replace(plan, routes=tuple(routes), unassigned=unassigned)
-    return replace(job, problem=real), plan
+    return replace(plan, routes=routes, unassigned=unassigned)

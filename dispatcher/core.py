@@ -981,8 +981,8 @@ class DispatchCore:
 
     def complete(self, job: BatchJob, plan: Plan, now: float) -> list[Event]:
         """Turn a plan into promises, rejections and driver plans; update the state."""
-        job, plan = without_samples(job, plan)  # sampled requests never reach a driver
         problems = plan_problems(job, plan)
+        plan = without_samples(plan)  # sampled requests never reach a driver
         if not problems and job.kind == "reopt" and self._stale(job):
             problems = ["the routes changed while it was solved"]
         if problems:

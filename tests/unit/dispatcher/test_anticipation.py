@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from producers.scenario import load_scenario
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
 from schemas.passenger import RideRequestedV1, TimeType
 from solvers.insertion import insertion_solve
-from solvers.model import Plan, SolveLimits, StopKind, StopRef, Unassigned
+from solvers.model import Plan, Route, SolveLimits, StopKind, StopRef, Unassigned
 from solvers.ortools_pdp import ortools_solve
 from solvers.schedule import schedule_route
 from tests.unit.dispatcher.fleet_kit import (
@@ -67,9 +68,10 @@ def test_a_batch_problem_carries_optional_samples_only_when_anticipating():
             assert s.pickup_window.earliest >= 0
 
 
-def test_sampled_stops_never_reach_a_driver_and_real_stops_are_retimed():
+def test_sampled_stops_never_reach_a_driver_and_real_stops_keep_room_for_them():
     """A plan that serves a sample before the real pickup: the driver gets the real stops
-    only, at the times they take without the sample (not as late as planned with it)."""
+    only, at the times planned around the sample (the room kept for the likely ride), and
+    the promised window holds that time."""
     c = anticipating_core(per_hour=30.0)
     c.handle(shift("v1"), T0)
     c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
@@ -81,20 +83,44 @@ def test_sampled_stops_never_reach_a_driver_and_real_stops_are_retimed():
              StopRef("r1", StopKind.PICKUP), StopRef("r1", StopKind.DROPOFF)]  # fmt: skip
     with_sample = schedule_route(job.problem, "v1", order)
     alone = schedule_route(job.problem, "v1", order[2:])
-    assert not hasattr(with_sample, "reason") and not hasattr(alone, "reason")
-    assert with_sample.stops[2].service_start > alone.stops[0].service_start + 600  # type: ignore[union-attr]
+    assert isinstance(with_sample, Route) and isinstance(alone, Route)
+    assert with_sample.stops[2].service_start > alone.stops[0].service_start + 600
     others = tuple(r.id for r in job.problem.requests if r.id not in (sample.id, "r1"))
     plan = Plan(
-        routes=(with_sample,),  # type: ignore[arg-type]
-        unassigned=tuple(Unassigned(rid, "not served") for rid in others),
+        routes=(with_sample,), unassigned=tuple(Unassigned(rid, "not served") for rid in others)
     )
     outputs = c.complete(job, plan, T0 + 2)
     (offer,) = of_kind(outputs, RideOfferedV1)
     (driver,) = of_kind(outputs, DriverPlanV1)
     assert [s.request_id for s in driver.stops] == ["r1", "r1"]
     pickup_eta = to_timestamp(driver.stops[0].eta)
-    assert abs(pickup_eta - (job.epoch + alone.stops[0].service_start)) <= 1  # type: ignore[union-attr]
+    assert abs(pickup_eta - (job.epoch + with_sample.stops[2].service_start)) <= 1
     assert to_timestamp(offer.pickup_window_start) <= pickup_eta
+    assert pickup_eta <= to_timestamp(offer.pickup_window_end)
+
+
+def test_a_plan_breaking_a_rule_with_its_samples_is_not_taken():
+    """The checker sees the plan as solved, samples included: a sample served out of
+    its window makes the plan refused (the committed routes stay)."""
+    c = anticipating_core(per_hour=30.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
+    job = c.prepare(T0 + 2)
+    assert job is not None
+    sample = max((r for r in job.problem.requests if is_sample(r.id)),
+                 key=lambda r: r.pickup_window.earliest)  # fmt: skip
+    order = [StopRef("r1", StopKind.PICKUP), StopRef("r1", StopKind.DROPOFF),
+             StopRef(sample.id, StopKind.PICKUP), StopRef(sample.id, StopKind.DROPOFF)]  # fmt: skip
+    route = schedule_route(job.problem, "v1", order)
+    assert isinstance(route, Route)
+    pick = route.stops[2]
+    early = replace(pick, arrival=0, service_start=0, departure=60)  # before its window
+    bad = replace(route, stops=(*route.stops[:2], early, route.stops[3]))
+    others = tuple(r.id for r in job.problem.requests if r.id not in (sample.id, "r1"))
+    plan = Plan(routes=(bad,), unassigned=tuple(Unassigned(rid, "x") for rid in others))
+    outputs = c.complete(job, plan, T0 + 2)
+    assert not of_kind(outputs, RideOfferedV1)
+    assert of_kind(outputs, RideRejectedV1)
 
 
 def test_every_real_request_is_still_served_when_it_can_be():
