@@ -18,8 +18,12 @@ is scaled by how many immediate requests actually came in the last
 Samples are drawn from a generator seeded by ``seed`` and the batch time, so a
 replay of the same events plans the same.
 
-On the simulated Rendsburg day, demand x1-x3 and seeds 1-4, see ``simulation.py``
-for what it measured.
+Off by default (no forecast). Measured on the simulated Rendsburg day (5 vehicles,
+seeds 1-4, horizon 30 min, prize 10 km) against insertion only: at demand x3 it
+served 707 rides against 684 (+3.4 %) with 4 % fewer vehicle-km; at x1 and x2 it
+served 3-4 % fewer (315 against 324, 521 against 540) with 6-8 % fewer vehicle-km and
+longer waits. It pays only where many requests are turned away. Re-timing the real
+stops to the earliest instead served 695 at x3, no more than the batch policy alone.
 """
 
 from __future__ import annotations
