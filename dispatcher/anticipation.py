@@ -116,6 +116,11 @@ class RateEstimate:
     def observe(self, t: float) -> None:
         self.begin(t)
         self.seen.append(t)
+        self._forget(t)
+
+    def _forget(self, now: float) -> None:
+        while self.seen and self.seen[0] < now - self.config.rate_window_s:
+            self.seen.popleft()
 
     def scale(self, now: float) -> float:
         """Observed / expected over the last ``rate_window_s``, smoothed and bounded."""
@@ -123,9 +128,8 @@ class RateEstimate:
         assert cfg.forecast is not None
         self.begin(now)
         assert self.since is not None
+        self._forget(now)
         since = now - cfg.rate_window_s
-        while self.seen and self.seen[0] < since:
-            self.seen.popleft()
         # nothing was seen before the counting began (a service start, a restart)
         expected = cfg.forecast.expected(max(since, self.since), now)
         lo, hi = cfg.scale_bounds

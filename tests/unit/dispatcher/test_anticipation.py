@@ -234,3 +234,12 @@ def test_settings_turn_anticipation_on_with_the_scenario_forecast():
     assert cfg.enabled and cfg.horizon_s == 900 and cfg.prize_m == 5000
     expected = load_scenario("rendsburg").demand.requests_per_hour
     assert cfg.forecast is not None and cfg.forecast.per_hour[20] < expected[20]
+
+
+def test_the_requests_seen_are_forgotten_after_the_window():
+    """A long-running service keeps only the last window's request times, anticipating
+    or not."""
+    rate = RateEstimate(AnticipationConfig(rate_window_s=600))
+    for k in range(1000):
+        rate.observe(T0 + 60 * k)
+    assert len(rate.seen) == 11
