@@ -160,9 +160,12 @@ def sample_requests(cfg: AnticipationConfig, now: float, scale: float) -> list[S
 
 
 def with_samples(
-    job: BatchJob, samples: list[SampledRequest], travel: TravelModel, cfg: PlanningConfig,
+    job: BatchJob,
+    samples: list[SampledRequest],
+    travel: TravelModel,
+    cfg: PlanningConfig,
     prize: int,
-) -> BatchJob:  # fmt: skip
+) -> BatchJob:
     """``job`` with ``samples`` as optional requests worth ``prize`` each.
 
     A sample may be picked up from when it is expected to be booked, up to

@@ -16,15 +16,17 @@ from dispatcher.anticipation import (
 )
 from dispatcher.clock import to_datetime, to_timestamp
 from dispatcher.config import DispatchSettings, Settings
+from dispatcher.core import DispatchCore
 from dispatcher.geo import LatLon
 from dispatcher.kpis import compute_kpis
+from dispatcher.planning import BatchJob
 from dispatcher.simulation import scenario_forecast, simulate
 from producers.demand import DemandOptions
 from producers.scenario import load_scenario
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
 from schemas.passenger import RideRequestedV1, TimeType
 from solvers.insertion import insertion_solve
-from solvers.model import Plan, Route, SolveLimits, StopKind, StopRef, Unassigned
+from solvers.model import Plan, Request, Route, SolveLimits, StopKind, StopRef, Unassigned
 from solvers.ortools_pdp import ortools_solve
 from solvers.schedule import schedule_route
 from tests.unit.dispatcher.fleet_kit import (
@@ -47,9 +49,31 @@ def forecast(per_hour: float = 12.0) -> DemandForecast:
     return DemandForecast((per_hour,) * 24, "Europe/Berlin", fockbek_to_jevenstedt)
 
 
-def anticipating_core(per_hour: float = 12.0, **kw: object) -> object:
+def anticipating_core(per_hour: float = 12.0, **kw: object) -> DispatchCore:
     cfg = AnticipationConfig(forecast=forecast(per_hour), horizon_s=1800, **kw)  # type: ignore[arg-type]
     return core(anticipation=cfg)
+
+
+def _r1_batch(first_sample: bool) -> tuple[DispatchCore, BatchJob, Request]:
+    """One vehicle, ride r1 Jevenstedt -> Fockbek, its batch with samples, and the
+    sample expected first (``first_sample``) or last."""
+    c = anticipating_core(per_hour=30.0)
+    c.handle(shift("v1"), T0)
+    c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
+    job = c.prepare(T0 + 2)
+    assert job is not None
+    samples = [r for r in job.problem.requests if is_sample(r.id)]
+    pick = min if first_sample else max
+    return c, job, pick(samples, key=lambda r: r.pickup_window.earliest)
+
+
+def _plan_of(job: BatchJob, route: Route) -> Plan:
+    """``route`` as the whole plan; every request it does not serve unassigned."""
+    served = {s.request_id for s in route.stops}
+    unassigned = tuple(
+        Unassigned(r.id, "not served") for r in job.problem.requests if r.id not in served
+    )
+    return Plan(routes=(route,), unassigned=unassigned)
 
 
 def test_a_batch_problem_carries_optional_samples_only_when_anticipating():
@@ -72,24 +96,14 @@ def test_sampled_stops_never_reach_a_driver_and_real_stops_keep_room_for_them():
     """A plan that serves a sample before the real pickup: the driver gets the real stops
     only, at the times planned around the sample (the room kept for the likely ride), and
     the promised window holds that time."""
-    c = anticipating_core(per_hour=30.0)
-    c.handle(shift("v1"), T0)
-    c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
-    job = c.prepare(T0 + 2)
-    assert job is not None
-    sample = min((r for r in job.problem.requests if is_sample(r.id)),
-                 key=lambda r: r.pickup_window.earliest)  # fmt: skip
+    c, job, sample = _r1_batch(first_sample=True)
     order = [StopRef(sample.id, StopKind.PICKUP), StopRef(sample.id, StopKind.DROPOFF),
              StopRef("r1", StopKind.PICKUP), StopRef("r1", StopKind.DROPOFF)]  # fmt: skip
     with_sample = schedule_route(job.problem, "v1", order)
     alone = schedule_route(job.problem, "v1", order[2:])
     assert isinstance(with_sample, Route) and isinstance(alone, Route)
     assert with_sample.stops[2].service_start > alone.stops[0].service_start + 600
-    others = tuple(r.id for r in job.problem.requests if r.id not in (sample.id, "r1"))
-    plan = Plan(
-        routes=(with_sample,), unassigned=tuple(Unassigned(rid, "not served") for rid in others)
-    )
-    outputs = c.complete(job, plan, T0 + 2)
+    outputs = c.complete(job, _plan_of(job, with_sample), T0 + 2)
     (offer,) = of_kind(outputs, RideOfferedV1)
     (driver,) = of_kind(outputs, DriverPlanV1)
     assert [s.request_id for s in driver.stops] == ["r1", "r1"]
@@ -102,13 +116,7 @@ def test_sampled_stops_never_reach_a_driver_and_real_stops_keep_room_for_them():
 def test_a_plan_breaking_a_rule_with_its_samples_is_not_taken():
     """The checker sees the plan as solved, samples included: a sample served out of
     its window makes the plan refused (the committed routes stay)."""
-    c = anticipating_core(per_hour=30.0)
-    c.handle(shift("v1"), T0)
-    c.handle(request("r1", origin=JEVENSTEDT, destination=FOCKBEK), T0)
-    job = c.prepare(T0 + 2)
-    assert job is not None
-    sample = max((r for r in job.problem.requests if is_sample(r.id)),
-                 key=lambda r: r.pickup_window.earliest)  # fmt: skip
+    c, job, sample = _r1_batch(first_sample=False)
     order = [StopRef("r1", StopKind.PICKUP), StopRef("r1", StopKind.DROPOFF),
              StopRef(sample.id, StopKind.PICKUP), StopRef(sample.id, StopKind.DROPOFF)]  # fmt: skip
     route = schedule_route(job.problem, "v1", order)
@@ -116,9 +124,7 @@ def test_a_plan_breaking_a_rule_with_its_samples_is_not_taken():
     pick = route.stops[2]
     early = replace(pick, arrival=0, service_start=0, departure=60)  # before its window
     bad = replace(route, stops=(*route.stops[:2], early, route.stops[3]))
-    others = tuple(r.id for r in job.problem.requests if r.id not in (sample.id, "r1"))
-    plan = Plan(routes=(bad,), unassigned=tuple(Unassigned(rid, "x") for rid in others))
-    outputs = c.complete(job, plan, T0 + 2)
+    outputs = c.complete(job, _plan_of(job, bad), T0 + 2)
     assert not of_kind(outputs, RideOfferedV1)
     assert of_kind(outputs, RideRejectedV1)
 
