@@ -185,6 +185,14 @@ def simulate(
     anticipation_prize: Annotated[
         int | None, typer.Option(help="What a sampled request is worth, in metres of driving.")
     ] = None,
+    wait_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="Policy immediate: metres of driving a second of a new passenger's later"
+            " arrival costs when choosing where to insert the ride (the insertion-only"
+            " baseline always uses 0)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -216,6 +224,8 @@ def simulate(
         opts = replace(opts, anticipation_horizon_s=anticipate)
     if anticipation_prize is not None:
         opts = replace(opts, anticipation_prize_m=anticipation_prize)
+    if wait_cost is not None:
+        opts = replace(opts, insertion_wait_cost=wait_cost)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 
 

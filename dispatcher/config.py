@@ -148,6 +148,13 @@ class DispatchSettings(BaseModel):
     reopt_every_s: float = Field(
         0.0, ge=0, description="Re-optimise all open rides this often, if changed (0: never)."
     )
+    insertion_wait_cost: float = Field(
+        3.0,
+        ge=0,
+        description="Immediate mode: each second a new passenger would arrive later than"
+        " the earliest possible costs this many metres of driving when choosing where to"
+        " insert the ride (0: the place adding the least distance).",
+    )
     no_show_wait_s: float = Field(
         300.0, ge=0, description="A no-show is accepted only after this wait at the pickup."
     )
@@ -274,6 +281,7 @@ class Settings(BaseSettings):
             areas=areas,
             mode=d.mode,
             reopt_every_s=d.reopt_every_s,
+            insertion_wait_cost=d.insertion_wait_cost,
             no_show_wait_s=d.no_show_wait_s,
             stops=self._stops(),
             walk_max_m=d.walk_max_m,

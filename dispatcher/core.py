@@ -143,6 +143,10 @@ class CoreConfig:
     #: groups (0: all); ``insertion_candidates`` 0: every vehicle at once
     insertion_candidates: int = 5
     insertion_groups: int = 0
+    #: immediate insertion: each second a new passenger would arrive later than the
+    #: earliest possible costs this many metres (0: the cheapest place by distance
+    #: alone); rides done sooner free the vehicles sooner for the next requests
+    insertion_wait_cost: float = 0.0
     #: idle vehicles sent to standby points of the expected demand (off: no points)
     rebalancing: RebalancingConfig = field(default_factory=RebalancingConfig)
     #: requests sampled from the expected demand in every batch problem (off: no forecast)
@@ -320,7 +324,9 @@ class DispatchCore:
                 with_break = insert_request(problem, current, r.id)
                 if with_break is not None:
                     current = with_break
-        plan = insert_request(problem, current, request_id)
+        plan = insert_request(
+            problem, current, request_id, wait_cost=self.config.insertion_wait_cost
+        )
         if plan is None and repair:
             # The routes as they stand may be infeasible (delays): repair them all, but
             # never at the cost of what they already hold (a break included).

@@ -24,6 +24,7 @@ from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
 from dispatcher.simulation import (
     DEFAULT_DAY,
+    FULL_POLICY_WAIT_COST,
     POLICIES,
     Policy,
     SimulationResult,
@@ -372,6 +373,8 @@ class SimOptions:
     #: the batch policy samples requests expected this far ahead (0: none)
     anticipation_horizon_s: float = 0.0
     anticipation_prize_m: int = 10_000
+    #: the full policy's insertion: metres per second of a new pickup's wait
+    insertion_wait_cost: float = FULL_POLICY_WAIT_COST
 
 
 def _run(
@@ -418,6 +421,7 @@ def _run(
         demand_options=DemandOptions(scale=opts.demand_scale),
         rebalancing=rebalancing,
         anticipation=anticipation,
+        insertion_wait_cost=opts.insertion_wait_cost,
         progress=progress,
     )
 

@@ -56,8 +56,12 @@ class _Move:
 class InsertionState:
     """Routes under construction: stop sequences per vehicle with their schedules."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, wait_cost: float = 0.0) -> None:
         self.problem = problem
+        #: cost per second a new request's drop-off comes after its earliest possible
+        #: time, in distance units (metres), added to the distance an insertion adds
+        #: (see :func:`insert_request`); 0: cheapest by distance alone
+        self.wait_cost = wait_cost
         self.scheduler = Scheduler(problem)
         self.vehicles = {v.id: v for v in problem.vehicles}
         self.seqs: dict[str, list[Sequenced]] = {v.id: [] for v in problem.vehicles}
@@ -225,7 +229,8 @@ class InsertionState:
         into one of ``vehicles`` if given (else any allowed vehicle)."""
         dist = self.problem.distance
         dur = self.problem.duration
-        candidates: list[tuple[int, int, str, int, int]] = []
+        #: (cost, order, vehicle, pickup position, drop-off position, delay cost in it)
+        candidates: list[tuple[int, int, str, int, int, int]] = []
         order = 0
         p, d = r.pickup, r.dropoff
         ep, lp = r.pickup_window.earliest, r.pickup_window.latest
@@ -234,6 +239,7 @@ class InsertionState:
         ride_max = r.max_ride_time
         pd, t_pd = dist[p][d], dur[p][d]
         to_d, dist_to_d = self._column(d)
+        wait_cost = self.wait_cost
         # windows tightened by what the other stop and the ride time imply (Cordeau's
         # preprocessing): one window of a DARP request is often the whole day
         if r.onboard_vehicle is None:
@@ -259,7 +265,7 @@ class InsertionState:
                     if t_d > ld or t_d + sd + dur[d][b] > late[j + 1]:
                         continue
                     delta = dist[a][d] + dist[d][b] - arc[j] + base
-                    candidates.append((delta, order, vid, -1, j))
+                    candidates.append((delta, order, vid, -1, j, 0))
                     order += 1
                 continue
             cap_s = v.seats - r.seats
@@ -290,8 +296,9 @@ class InsertionState:
                     and t_d + sd + dur_d[b] <= late[i + 1]
                     and (ride_max is None or t_pd <= ride_max)
                 ):
-                    delta = dist[a][p] + pd + dist_d[b] - arc[i]
-                    candidates.append((delta + base, order, vid, i, i))
+                    delay = round(wait_cost * (t_d - ed)) if wait_cost else 0
+                    delta = dist[a][p] + pd + dist_d[b] - arc[i] + delay
+                    candidates.append((delta + base, order, vid, i, i, delay))
                     order += 1
                 if i == n or t_p + sp + dur_p[b] > late[i + 1]:
                     continue
@@ -316,16 +323,23 @@ class InsertionState:
                         t_d = ed
                     if t_d > ld or t_d + sd + dur_d[locs[j + 1]] > late[j + 1]:
                         continue
-                    delta = dp + dist_to_d[lj] + dist_d[locs[j + 1]] - arc[j]
-                    candidates.append((delta, order, vid, i, j))
+                    delay = round(wait_cost * (t_d - ed)) if wait_cost else 0
+                    delta = dp + dist_to_d[lj] + dist_d[locs[j + 1]] - arc[j] + delay
+                    candidates.append((delta, order, vid, i, j, delay))
                     order += 1
         candidates.sort()
         # pairs built above are well formed (capacity checked): times only; a passenger
         # on board adds load from the start on, which the loop above does not check
         earliest = self.scheduler.earliest if r.onboard_vehicle is None else self.evaluate
-        for delta, _, vid, i, j in candidates:
+        # A candidate's delay is costed at its earliest drop-off; the schedule may be
+        # later (waiting for a window on the way), so with a wait cost the cost in
+        # the list is a lower bound: look on until it reaches the best found.
+        best: _Move | None = None
+        for delta, _, vid, i, j, delayed in candidates:
             if bound is not None and delta >= bound:
-                return None
+                break
+            if best is not None and delta >= best.cost:
+                break
             seq = self.seqs[vid]
             if i < 0:
                 new = [*seq[:j], (r, D), *seq[j:]]
@@ -333,9 +347,14 @@ class InsertionState:
                 new = [*seq[:i], (r, P), *seq[i:j], (r, D), *seq[j:]]
             self.evaluations += 1
             times = earliest(self.vehicles[vid], new)
-            if not isinstance(times, Infeasible):
-                return _Move(delta, vid, new, times)
-        return None
+            if isinstance(times, Infeasible):
+                continue
+            if not wait_cost or i < 0:
+                return _Move(delta, vid, new, times) if best is None else best
+            cost = delta - delayed + round(wait_cost * (times.start[j + 2] - ed))
+            if (bound is None or cost < bound) and (best is None or cost < best.cost):
+                best = _Move(cost, vid, new, times)
+        return best
 
     def _cached_bounds(self, v: Vehicle) -> tuple[list[int], ...]:
         cached = self._bounds_cache.get(v.id)
@@ -725,6 +744,8 @@ def insert_request(
     problem: Problem,
     routes: Plan | Mapping[str, Sequence[StopRef]],
     request: Request | str,
+    *,
+    wait_cost: float = 0.0,
 ) -> Plan | None:
     """Insert ONE request into existing routes at its cheapest feasible place.
 
@@ -740,6 +761,13 @@ def insert_request(
         placed (all times are re-scheduled).
     request
         The request (or its id in ``problem``).
+    wait_cost
+        Each second the passenger arrives later than the earliest possible (picked
+        up when the window opens and driven straight there) costs this much, in
+        distance units: among places that add similar distance, the one that gets
+        the passenger there sooner wins. Counted at the drop-off, not the pickup: a
+        passenger boarding early to sit in a waiting vehicle gains nothing. 0:
+        cheapest by distance alone.
 
     Returns
     -------
@@ -761,7 +789,7 @@ def insert_request(
             problem.hint,
             problem.name,
         )
-    state = InsertionState(problem)
+    state = InsertionState(problem, wait_cost)
     if isinstance(routes, Plan):
         items = [
             (r.vehicle_id, [StopRef(s.request_id, s.kind) for s in r.stops]) for r in routes.routes

@@ -360,3 +360,19 @@ def test_new_plans_keep_a_buffer_before_a_promised_window_ends():
         dropoff = job.problem.request("r1").dropoff_window.latest
         assert dropoff == max(round(ride.promised_dropoff - buffer - job.epoch),
                               round((ride.dropoff_eta or 0) - job.epoch))  # fmt: skip
+
+
+def test_insertion_wait_cost_takes_a_sooner_ride_over_a_cheaper_later_one():
+    """Immediate mode: v1 will pass the same stops in about 28 min for a pre-booked
+    ride, adding no distance; v2 stands there idle. Plain cheapest insertion pools the
+    new ride into v1's trip; with a wait cost, v2 takes it now."""
+    offered = {}
+    for wait_cost in (0.0, 3.0):
+        c = _immediate(insertion_wait_cost=wait_cost)
+        c.handle(shift("v1", position=FOCKBEK), T0)
+        c.handle(shift("v2", position=FOCKBEK), T0)
+        c.handle(request("pre", requested_time=to_datetime(T0 + 1700)), T0)
+        (offer,) = of_kind(c.handle(request("now", at=T0 + 1), T0 + 1).outputs, RideOfferedV1)
+        offered[wait_cost] = (offer.vehicle_id, to_timestamp(offer.pickup_window_start) - T0)
+    assert offered[0.0][0] == "v1" and offered[0.0][1] > 1000
+    assert offered[3.0] == ("v2", 1.0)

@@ -153,3 +153,30 @@ def test_exchange_tails_swaps_route_ends_where_both_vehicles_are_empty():
     assert check_plan(problem, plan) == []
     (used,) = [route for route in plan.routes if route.stops]
     assert used.distance == 2200
+
+
+def test_wait_cost_trades_distance_for_a_sooner_pickup():
+    """With a wait cost, the insertion picks an idle vehicle that adds more distance
+    over a busy one passing by much later; without it, the cheaper distance wins."""
+    v_idle = Vehicle("idle", start=0, end=0)
+    v_busy = Vehicle("busy", start=50, end=50)
+    booked = Request("q", 50, 5, pickup_window=TimeWindow(3000, 3100))
+    problem = line_problem((booked,), (v_idle, v_busy), n=60)
+    routes = {"idle": [], "busy": [StopRef("q", P), StopRef("q", D)]}
+    new = Request("n", 20, 15)  # on the busy vehicle's way down, at about t = 3300
+
+    def pickup(plan: Plan) -> tuple[str, int]:
+        return next(
+            (r.vehicle_id, s.service_start)
+            for r in plan.routes
+            for s in r.stops
+            if s.request_id == "n" and s.kind == P
+        )
+
+    by_distance = insert_request(problem, routes, new)
+    by_wait = insert_request(problem, routes, new, wait_cost=3.0)
+    assert by_distance is not None and by_wait is not None
+    assert pickup(by_distance) == ("busy", 3300)  # adds 0 m, picks up after 3300 s
+    assert pickup(by_wait) == ("idle", 200)  # 4000 m + 3 x 200 < 0 m + 3 x 3300
+    extended = Problem(problem.duration, problem.distance, problem.vehicles, (booked, new))
+    assert check_plan(extended, by_wait) == []
