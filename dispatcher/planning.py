@@ -581,11 +581,18 @@ def latest_departures(
     come (``no_show_wait_s`` must not make the riders on board late). Computed
     backwards from the end of the route: ``L[j] = min(latest[j], L[j+1] - service[j]
     - travel(j, j+1))``; waiting can only absorb delays, so this is safe.
+
+    At a pickup it holds both ways the vehicle may leave: with the passenger, by
+    the planned route, and without (a no-show), by the route without the
+    passenger's drop-off. Travel times need not obey the triangle inequality (the
+    area model drives around a town faster than through it), so the shorter route
+    can take longer.
     """
     inf = math.inf
-    # (location, latest start of service, service seconds) of every stop, in order,
-    # then the planned break (at the depot) and the depot by the shift end.
-    items: list[tuple[LatLon, float, float]] = []
+    # (location, latest start of service, service seconds, stop ref or None) of every
+    # stop, in order, then the planned break (at the depot) and the depot by the
+    # shift end.
+    items: list[tuple[LatLon, float, float, tuple[str, str] | None]] = []
     brk = v.break_planned
     brk_latest = brk[0] if brk is not None else inf
     if brk is not None and v.break_window is not None:
@@ -593,9 +600,10 @@ def latest_departures(
     brk_at = len(v.stops)
     if brk is not None:
         brk_at = next((i for i, s in enumerate(v.stops) if s.eta >= brk[1] - 1), len(v.stops))
+    no_show_routes: dict[int, tuple[str, str]] = {}  # stop index -> drop-off it skips
     for i, s in enumerate(v.stops):
         if i == brk_at and brk is not None:
-            items.append((v.depot, brk_latest, brk[1] - brk[0]))
+            items.append((v.depot, brk_latest, brk[1] - brk[0], None))
         ride = state.rides.get(s.request_id)
         latest, svc = inf, 0.0
         if ride is not None:
@@ -609,24 +617,33 @@ def latest_departures(
                 if ride.status is RideStatus.ONBOARD and ride.picked_up_at is not None:
                     picked = ride.picked_up_at + service_time(ride, cfg, StopKind.PICKUP)
                     latest = min(latest, picked + ride.max_ride_s)
-        items.append((s.location, latest, svc))
+            if kind is StopKind.PICKUP and ride.status is not RideStatus.ONBOARD:
+                no_show_routes[i] = (s.request_id, StopKind.DROPOFF.value)
+        items.append((s.location, latest, svc, s.ref))
     if brk_at == len(v.stops) and brk is not None:
-        items.append((v.depot, brk_latest, brk[1] - brk[0]))
-    items.append((v.depot, v.shift_end if v.active else inf, 0.0))
-    # latest start of service at each item, backwards
-    latest_start = [0.0] * len(items)
-    latest_start[-1] = items[-1][1]
-    for j in range(len(items) - 2, -1, -1):
-        here, latest, svc = items[j]
-        leg = travel.leg(here, items[j + 1][0])[0]
-        latest_start[j] = min(latest, latest_start[j + 1] - svc - leg)
-    # back to the vehicle's stops: leave stop i by the next item's latest start - travel
-    result: list[float] = []
-    k = 0
-    for i, s in enumerate(v.stops):
-        if i == brk_at and brk is not None:
-            k += 1  # the break item sits before this stop
-        leg = travel.leg(s.location, items[k + 1][0])[0]
-        result.append(latest_start[k + 1] - leg)
-        k += 1
+        items.append((v.depot, brk_latest, brk[1] - brk[0], None))
+    items.append((v.depot, v.shift_end if v.active else inf, 0.0, None))
+
+    def departures(
+        route: list[tuple[LatLon, float, float, tuple[str, str] | None]],
+    ) -> dict[tuple[str, str], float]:
+        """Latest departure from each stop of ``route``, by its ref."""
+        latest_start = [0.0] * len(route)
+        latest_start[-1] = route[-1][1]
+        for j in range(len(route) - 2, -1, -1):
+            here, latest, svc, _ = route[j]
+            leg = travel.leg(here, route[j + 1][0])[0]
+            latest_start[j] = min(latest, latest_start[j + 1] - svc - leg)
+        return {
+            ref: latest_start[j + 1] - travel.leg(here, route[j + 1][0])[0]
+            for j, (here, _, _, ref) in enumerate(route[:-1])
+            if ref is not None
+        }
+
+    planned = departures(items)
+    result = [planned[s.ref] for s in v.stops]
+    for i, skipped in no_show_routes.items():
+        if skipped in planned:
+            without = departures([it for it in items if it[3] != skipped])
+            result[i] = min(result[i], without[v.stops[i].ref])
     return result

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from dispatcher.clock import to_timestamp
-from dispatcher.core import DispatchCore
+from dispatcher.clock import to_datetime, to_timestamp
+from dispatcher.core import CoreConfig, DispatchCore
+from dispatcher.geo import CrowFliesTravel, LatLon, Matrix
 from dispatcher.planning import PlanningConfig, latest_departures
 from dispatcher.state import RideStatus
 from schemas.dispatch import DriverPlanV1
 from schemas.envelope import Event, Place
 from schemas.vehicle import ArrivedAtStopV1, NoShowV1, PassengerBoardedV1, PositionUpdatedV1
 from tests.unit.dispatcher.fleet_kit import (
+    AREA,
     BUEDELSDORF,
+    FOCKBEK,
     JEVENSTEDT,
     OSTERROENFELD,
     RENDSBURG,
     T0,
     core,
+    latlon,
     of_kind,
     request,
     shift,
@@ -113,3 +117,49 @@ def test_a_position_report_does_not_make_the_next_stop_come_sooner():
         assert to_timestamp(dropoff.eta) >= earliest - 1
     assert c.state.rides["r1"].dropoff_eta is not None
     assert c.state.rides["r1"].dropoff_eta >= earliest - 1
+
+
+class _SlowDirect:
+    """Straight lines, except that the direct way between two places takes twice as
+    long (a road model without the triangle inequality: via a third place is faster)."""
+
+    def __init__(self, a: LatLon, b: LatLon) -> None:
+        self.base = CrowFliesTravel()
+        self.slow = {(a, b), (b, a)}
+
+    def leg(self, a: LatLon, b: LatLon) -> tuple[int, int]:
+        seconds, metres = self.base.leg(a, b)
+        return (2 * seconds if (a, b) in self.slow else seconds), metres
+
+    def matrix(self, points: list[LatLon]) -> tuple[Matrix, Matrix]:
+        legs = [[self.leg(a, b) for b in points] for a in points]
+        return (
+            tuple(tuple(x[0] for x in row) for row in legs),
+            tuple(tuple(x[1] for x in row) for row in legs),
+        )
+
+
+def test_no_show_latest_departure_holds_for_the_way_without_the_drop_off():
+    """After a no-show the vehicle drives straight to its next pickup, skipping the
+    drop-off; where that way takes longer than the planned one through the drop-off,
+    the latest departure must hold for it too."""
+    fockbek, jevenstedt = latlon(FOCKBEK), latlon(JEVENSTEDT)
+    travel = _SlowDirect(fockbek, jevenstedt)
+    c = DispatchCore(CoreConfig(areas={"rendsburg": AREA}, mode="immediate"), travel)
+    c.handle(shift("v1", position=FOCKBEK), T0)
+    c.handle(request("r1", origin=FOCKBEK, destination=BUEDELSDORF), T0)
+    booked = request("r2", origin=JEVENSTEDT, destination=RENDSBURG,
+                     requested_time=to_datetime(T0 + 1500))  # fmt: skip
+    c.handle(booked, T0 + 1)
+    vehicle = c.state.vehicles["v1"]
+    assert [s.ref for s in vehicle.stops][:3] == [
+        ("r1", "pickup"), ("r1", "dropoff"), ("r2", "pickup")]  # fmt: skip
+    window_end = c.state.rides["r2"].promised_pickup[1]  # type: ignore[index]
+    depart_by = latest_departures(c.state, vehicle, travel, c.config.planning)[0]
+    # leaving r1's pickup then, without r1, still reaches r2 inside its window
+    assert depart_by + travel.leg(fockbek, jevenstedt)[0] <= window_end
+    # and with r1 on board, by way of the drop-off, too
+    via = (
+        travel.leg(fockbek, latlon(BUEDELSDORF))[0] + travel.leg(latlon(BUEDELSDORF), jevenstedt)[0]
+    )
+    assert depart_by + via + c.config.planning.dropoff_service_s <= window_end
