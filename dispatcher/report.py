@@ -373,7 +373,7 @@ class SimOptions:
     #: the batch policy samples requests expected this far ahead (0: none)
     anticipation_horizon_s: float = 0.0
     anticipation_prize_m: int = 10_000
-    #: the full policy's insertion: metres per second of a new pickup's wait
+    #: the full policy's insertion: metres per second a new passenger arrives later
     insertion_wait_cost: float = FULL_POLICY_WAIT_COST
 
 

@@ -520,9 +520,9 @@ def simulate(
         1-4, the full policy with one point per vehicle served 316/542/706 rides
         against 318/537/704 without, for 0.7-1.7 % more vehicle-km.
     insertion_wait_cost
-        Immediate insertion weighs each second of a new pickup's wait as this many
-        metres (:class:`~dispatcher.core.CoreConfig`); the ``"insertion"`` baseline
-        always uses 0, plain cheapest insertion.
+        Immediate insertion weighs each second a new passenger arrives later than the
+        earliest possible as this many metres (:class:`~dispatcher.core.CoreConfig`);
+        the ``"insertion"`` baseline always uses 0, plain cheapest insertion.
     progress
         Called as ``progress(simulated_s, total_s, counts)`` about every simulated minute.
     """
