@@ -333,7 +333,10 @@ class DispatchCore:
             before = {s.request_id for r in problem.hint for s in r.stops}
             if isinstance(current, Plan):
                 before |= current.served
-            plan = insertion_solve(problem, SolveLimits(0.05))
+            try:
+                plan = insertion_solve(problem, SolveLimits(0.05))
+            except SolverError:  # a route it cannot time at all (late for the shift end)
+                return None
             if request_id not in plan.served or not before <= plan.served:
                 return None
         return plan

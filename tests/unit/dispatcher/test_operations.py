@@ -376,3 +376,13 @@ def test_insertion_wait_cost_takes_a_sooner_ride_over_a_cheaper_later_one():
         offered[wait_cost] = (offer.vehicle_id, to_timestamp(offer.pickup_window_start) - T0)
     assert offered[0.0][0] == "v1" and offered[0.0][1] > 1000
     assert offered[3.0] == ("v2", 1.0)
+
+
+def test_a_request_while_the_only_vehicle_is_late_for_its_shift_end_is_rejected():
+    """A vehicle that can no longer be back at the depot by its shift end cannot be
+    timed at all; a request then is turned away (no_vehicle), not a crash."""
+    c = _immediate()
+    c.handle(shift("v1", position=JEVENSTEDT, hours=0.1), T0)
+    out = c.handle(request("r1", origin=JEVENSTEDT, destination=RENDSBURG, at=T0 + 10), T0 + 10)
+    (rejection,) = of_kind(out.outputs, RideRejectedV1)
+    assert rejection.reason == "no_vehicle" and out.dead_letter is None
