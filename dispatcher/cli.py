@@ -193,6 +193,15 @@ def simulate(
             " baseline always uses 0)."
         ),
     ] = None,
+    accept_alternatives: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the passengers turned away who book the later pickup offered"
+            " them (a new pre-booked request a minute later; 0: none).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate a service day faster than real time with the same dispatcher core."""
     from dataclasses import replace  # noqa: PLC0415
@@ -226,6 +235,8 @@ def simulate(
         opts = replace(opts, anticipation_prize_m=anticipation_prize)
     if wait_cost is not None:
         opts = replace(opts, insertion_wait_cost=wait_cost)
+    if accept_alternatives:
+        opts = replace(opts, accept_alternatives=accept_alternatives)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)
 
 

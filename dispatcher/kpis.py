@@ -49,6 +49,8 @@ class RequestRecord:
     pickup_service_s: float
     persons: int
     prebooked: bool = False
+    #: the request this one rebooks, on the alternative pickup it was offered
+    alternative_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +111,46 @@ def desired_pickup(r: RequestRecord, offer: RideOfferedV1 | None) -> float | Non
     return _ts(offer.pickup_window_start) if offer is not None else None
 
 
+def final_rejections(h: History) -> dict[str, RideRejectedV1]:
+    """The passengers' requests turned away for good, by the id they were made with.
+
+    A request rebooked on the alternative offered (``RequestRecord.alternative_of``)
+    is not turned away if the rebooking was offered; if it was turned away too, the
+    rebooking's reason counts. Rebookings are not requests of their own.
+    """
+    rebooked = {r.alternative_of: r.request_id for r in h.requests if r.alternative_of}
+    out: dict[str, RideRejectedV1] = {}
+    for r in h.requests:
+        if r.alternative_of is not None or r.request_id not in h.rejections:
+            continue
+        rejection = h.rejections[r.request_id][1]
+        alt = rebooked.get(r.request_id)
+        if alt is not None and alt in h.offers:
+            continue
+        if alt is not None and alt in h.rejections:
+            rejection = h.rejections[alt][1]
+        out[r.request_id] = rejection
+    return out
+
+
 def compute_kpis(h: History) -> dict[str, Any]:
-    """All KPIs as a JSON-able dict (seconds, km, shares in 0..1)."""
+    """All KPIs as a JSON-able dict (seconds, km, shares in 0..1).
+
+    A request rebooked on an alternative pickup counts once: served if the
+    rebooking was, rejected only if both were turned away.
+    """
     by_id = {r.request_id: r for r in h.requests}
     served = [rid for rid in h.alighted if rid in by_id]
-    reasons = Counter(rej.reason.value for _, rej in h.rejections.values())
+    rejected = final_rejections(h)
+    reasons = Counter(rej.reason.value for rej in rejected.values())
+    alternatives = [r for r in h.requests if r.alternative_of is not None]
+    delays = [
+        r.desired_pickup - want
+        for r in alternatives
+        if r.request_id in h.alighted
+        and r.desired_pickup is not None
+        and (want := by_id[r.alternative_of].desired_pickup) is not None  # type: ignore[index]
+    ]
     waits: list[float] = []
     rides: list[float] = []
     detours: list[float] = []
@@ -155,7 +192,7 @@ def compute_kpis(h: History) -> dict[str, Any]:
     shift_s = sum(max(0.0, s.end - s.start) for s in h.shifts)
     passengers = sum(by_id[rid].persons for rid in served)
     direct_m = sum(by_id[rid].direct_m for rid in served)
-    n_requests = len(h.requests)
+    n_requests = len(h.requests) - len(alternatives)
     n_offered = len([rid for rid in h.offers if rid in by_id])
     final_ok = _confirmed_accounted(h)
 
@@ -163,8 +200,11 @@ def compute_kpis(h: History) -> dict[str, Any]:
         "requests": n_requests,
         "offered": n_offered,
         "served": len(served),
-        "rejected": len(h.rejections),
+        "rejected": len(rejected),
         "rejected_by_reason": dict(sorted(reasons.items())),
+        "alternatives_taken": len(alternatives),
+        "served_by_alternative": sum(1 for r in alternatives if r.request_id in h.alighted),
+        "alternative_delay_mean_s": _r(_mean(delays), 1),
         "cancelled": len(h.cancelled),
         "no_shows": len(h.no_shows),
         "service_rate": _r(len(served) / n_requests if n_requests else None, 4),
@@ -227,10 +267,15 @@ def kpis_by_hour(h: History) -> list[HourRow]:
     """Requests, served and rejected rides (by request hour), waits and occupancy per hour."""
     rows = []
     by_id = {r.request_id: r for r in h.requests}
+    # a request rebooked on an alternative counts in its own hour, served if either was
+    served_ids = set(h.alighted) | {
+        r.alternative_of for r in h.requests if r.alternative_of and r.request_id in h.alighted
+    }
+    rejected_ids = set(final_rejections(h))
     t = h.start
     while t < h.end:
         t1 = t + 3600
-        in_hour = [r for r in h.requests if t <= r.requested_at < t1]
+        in_hour = [r for r in h.requests if t <= r.requested_at < t1 and not r.alternative_of]
         ids = {r.request_id for r in in_hour}
         waits = []
         for rid, tb in h.boarded.items():
@@ -251,8 +296,8 @@ def kpis_by_hour(h: History) -> list[HourRow]:
             HourRow(
                 hour_start=t,
                 requests=len(in_hour),
-                served=len(ids & set(h.alighted)),
-                rejected=len(ids & set(h.rejections)),
+                served=len(ids & served_ids),
+                rejected=len(ids & rejected_ids),
                 wait_mean_s=_mean(waits),
                 wait_p90_s=percentile(waits, 90),
                 occupancy_mean=person_m / metres if metres else None,

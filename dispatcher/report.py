@@ -375,6 +375,8 @@ class SimOptions:
     anticipation_prize_m: int = 10_000
     #: the full policy's insertion: metres per second a new passenger arrives later
     insertion_wait_cost: float = FULL_POLICY_WAIT_COST
+    #: share of the passengers turned away who book the later pickup offered them
+    accept_alternatives: float = 0.0
 
 
 def _run(
@@ -422,6 +424,7 @@ def _run(
         rebalancing=rebalancing,
         anticipation=anticipation,
         insertion_wait_cost=opts.insertion_wait_cost,
+        accept_alternatives=opts.accept_alternatives,
         progress=progress,
     )
 

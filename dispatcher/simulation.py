@@ -22,18 +22,20 @@ Solving is inline and takes no virtual time. Three policies (the core's modes):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
 
 import numpy as np
 
 from dispatcher.anticipation import AnticipationConfig, DemandForecast
-from dispatcher.clock import VirtualClock, to_timestamp
+from dispatcher.clock import VirtualClock, to_datetime, to_timestamp
 from dispatcher.core import CoreConfig, DispatchCore, VirtualStop
 from dispatcher.geo import LatLon, TravelModel
 from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
@@ -60,6 +62,9 @@ log = logging.getLogger(__name__)
 #: 1074/7817; 3 m/s 506/4786/508 s, 868/6915/711 s, 1053/7723/714 s; 5 m/s
 #: 505/4988, 843/7117, 1027/7610. Per seed these move by about +-2 %.
 FULL_POLICY_WAIT_COST = 3.0
+
+#: A passenger turned away takes this long to book the alternative offered.
+ALTERNATIVE_THINK_S = 60.0
 
 #: The day simulated unless told otherwise (a Thursday).
 DEFAULT_DAY = date(2026, 11, 19)
@@ -212,8 +217,13 @@ class Simulation:
         no_show_prob: float,
         drain_s: float,
         progress: Progress | None,
+        accept_alternatives: float = 0.0,
     ) -> None:
         self.scenario = scenario
+        self.accept_alternatives = accept_alternatives
+        #: passengers' requests by id, and the rebookings of an alternative offer
+        self._requested: dict[str, RideRequestedV1] = {}
+        self._alternative_of: dict[str, str] = {}
         self.start, self.end, self.seed = start, end, seed
         self.solver, self.fallback = solver, fallback
         self.limits = SolveLimits(time_limit=solver_time_limit)
@@ -325,7 +335,10 @@ class Simulation:
         h = self.history
         match event:
             case RideRequestedV1():
-                h.requests.append(_record(event, t, self.core))
+                record = _record(event, t, self.core)
+                original = self._alternative_of.get(event.request_id)
+                h.requests.append(replace(record, alternative_of=original))
+                self._requested[event.request_id] = event
                 self.stop_points.extend(
                     (
                         LatLon(event.origin.lat, event.origin.lon),
@@ -357,9 +370,41 @@ class Simulation:
                 self.fleet.on_offer(event)
             elif isinstance(event, RideRejectedV1):
                 self.history.rejections[event.request_id] = (t, event)
+                self._maybe_take_alternative(t, event)
         for event in outputs:
             if isinstance(event, DriverPlanV1):
                 self.fleet.on_plan(event, t)
+
+    def _maybe_take_alternative(self, t: float, rejection: RideRejectedV1) -> None:
+        """A passenger turned away with a later pickup on offer books it, with
+        probability ``accept_alternatives`` (drawn per request from the seed), after
+        ``ALTERNATIVE_THINK_S``: a new pre-booked request for that time. Nothing was
+        reserved, so it may be turned away again; it is not offered another."""
+        rid = rejection.request_id
+        original = self._requested.get(rid)
+        if (
+            self.accept_alternatives <= 0
+            or rejection.alternative_pickup is None
+            or original is None
+            or rid in self._alternative_of
+        ):
+            return
+        digest = hashlib.sha256(f"{self.seed}:alternative:{rid}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 >= self.accept_alternatives:
+            return
+        at = t + ALTERNATIVE_THINK_S
+        rebooked = original.model_copy(
+            update={
+                "event_id": uuid.uuid5(original.event_id, "alternative"),
+                "occurred_at": to_datetime(at),
+                "request_id": f"{rid}.alt",
+                "requested_time": rejection.alternative_pickup,
+                "time_type": TimeType.DEPARTURE,
+            }
+        )
+        self._alternative_of[rebooked.request_id] = rid
+        i = next((i for i, (te, _) in enumerate(self.demand) if te > at), len(self.demand))
+        self.demand.insert(i, (at, rebooked))
 
     # -- solving --------------------------------------------------------------------------
 
@@ -485,6 +530,7 @@ def simulate(
     rebalancing: RebalancingConfig | None = None,
     anticipation: AnticipationConfig | None = None,
     insertion_wait_cost: float = FULL_POLICY_WAIT_COST,
+    accept_alternatives: float = 0.0,
     progress: Progress | None = None,
 ) -> SimulationResult:
     """Simulate ``hours`` of service from ``start_hour`` (local) on ``day``.
@@ -523,6 +569,11 @@ def simulate(
         Immediate insertion weighs each second a new passenger arrives later than the
         earliest possible as this many metres (:class:`~dispatcher.core.CoreConfig`);
         the ``"insertion"`` baseline always uses 0, plain cheapest insertion.
+    accept_alternatives
+        Share of the passengers turned away with a later pickup on offer
+        (``alternative_pickup``) who book it (0: none do). Their requests count once;
+        a rebooking served counts as served (KPIs ``alternatives_taken``,
+        ``served_by_alternative``, ``alternative_delay_mean_s``).
     progress
         Called as ``progress(simulated_s, total_s, counts)`` about every simulated minute.
     """
@@ -570,5 +621,6 @@ def simulate(
         no_show_prob=no_show_prob,
         drain_s=drain_s,
         progress=progress,
+        accept_alternatives=accept_alternatives,
     )
     return sim.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dispatcher.clock import to_datetime
 from dispatcher.geo import LatLon
 from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis, kpis_by_hour, percentile
@@ -137,3 +139,40 @@ def test_percentile_interpolates() -> None:
     assert percentile([], 50) is None
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([5.0], 95) == 5.0
+
+
+def _rejected(rid: str, reason: RejectionReason) -> tuple[float, RideRejectedV1]:
+    return (
+        T0,
+        RideRejectedV1(occurred_at=to_datetime(T0), source="test", request_id=rid, reason=reason),
+    )
+
+
+def test_a_request_rebooked_on_its_alternative_counts_once():
+    """r3 is turned away and rebooked on its alternative 1800 s later, which is served;
+    r4 is turned away twice (the rebooking for lack of capacity); r5 once, for good."""
+    h = _history()
+    h.requests += [
+        replace(_rec("r3.alt", T0 + 1800, 300), alternative_of="r3"),
+        _rec("r4", T0, 300),
+        replace(_rec("r4.alt", T0 + 3600, 300), alternative_of="r4"),
+        _rec("r5", T0, 300),
+    ]
+    h.rejections |= {
+        "r4": _rejected("r4", RejectionReason.NO_VEHICLE),
+        "r4.alt": _rejected("r4.alt", RejectionReason.CAPACITY),
+        "r5": _rejected("r5", RejectionReason.NO_VEHICLE),
+    }
+    h.offers["r3.alt"] = _offer("r3.alt", T0 + 1800, T0 + 2700, T0 + 5000)
+    h.boarded["r3.alt"] = T0 + 1900
+    h.alighted["r3.alt"] = T0 + 2400
+    k = compute_kpis(h)
+    assert k["requests"] == 5  # r1..r5; rebookings are not requests of their own
+    assert k["served"] == 3  # r1, r2 and r3 by its alternative
+    assert k["rejected"] == 2  # r4 (both times) and r5
+    assert k["rejected_by_reason"] == {"capacity": 1, "no_vehicle": 1}
+    assert k["alternatives_taken"] == 2 and k["served_by_alternative"] == 1
+    assert k["alternative_delay_mean_s"] == 1800.0
+    assert k["service_rate"] == 0.6
+    (hour, *_) = kpis_by_hour(h)
+    assert (hour.requests, hour.served, hour.rejected) == (5, 3, 2)

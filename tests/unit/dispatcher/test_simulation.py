@@ -144,3 +144,38 @@ def test_a_failing_solver_falls_back() -> None:
     assert all(s.fallback for s in result.solves if s.kind == "batch")
     assert not any(s.kept for s in result.solves if s.kind == "reopt")
     assert result.history.offers
+
+
+def test_passengers_turned_away_book_the_alternative_offered() -> None:
+    """With accept_alternatives=1 every passenger turned away with a later pickup on
+    offer books it a minute later, once; the requests count stays the same."""
+    scenario = load_scenario("rendsburg")
+    kw = {
+        "vehicles": 2,
+        "hours": 2.0,
+        "seed": 4,
+        "policy": "insertion",
+        "demand_options": DemandOptions(scale=3.0, cutoff_s=900),
+    }
+    plain = simulate(scenario, **kw)  # type: ignore[arg-type]
+    run = simulate(scenario, accept_alternatives=1.0, **kw)  # type: ignore[arg-type]
+    assert plain.kpis["alternatives_taken"] == 0
+    requests = {e.request_id: (t, e) for t, e in run.events if isinstance(e, RideRequestedV1)}
+    offered_later = {
+        e.request_id: (t, e)
+        for t, e in run.outputs
+        if isinstance(e, RideRejectedV1) and e.alternative_pickup is not None
+    }
+    originals = {rid: v for rid, v in offered_later.items() if not rid.endswith(".alt")}
+    assert originals, "the day should turn some passengers away with an alternative"
+    for rid, (t, rejection) in originals.items():
+        at, rebooked = requests[f"{rid}.alt"]
+        assert at == t + 60
+        assert rebooked.requested_time == rejection.alternative_pickup
+        assert rebooked.origin == requests[rid][1].origin
+    assert not any(rid.endswith(".alt.alt") for rid in requests)
+    k = run.kpis
+    assert k["requests"] == plain.kpis["requests"]
+    assert k["alternatives_taken"] == len(originals)
+    assert 0 < k["served_by_alternative"] <= k["alternatives_taken"]
+    assert k["served"] == len(run.history.alighted)
