@@ -145,11 +145,12 @@ def compute_kpis(h: History) -> dict[str, Any]:
     reasons = Counter(rej.reason.value for rej in rejected.values())
     alternatives = [r for r in h.requests if r.alternative_of is not None]
     delays = [
-        r.desired_pickup - want
+        r.desired_pickup - original.desired_pickup
         for r in alternatives
         if r.request_id in h.alighted
+        and (original := by_id.get(r.alternative_of or "")) is not None
         and r.desired_pickup is not None
-        and (want := by_id[r.alternative_of].desired_pickup) is not None  # type: ignore[index]
+        and original.desired_pickup is not None
     ]
     waits: list[float] = []
     rides: list[float] = []
