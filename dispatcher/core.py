@@ -1005,11 +1005,16 @@ class DispatchCore:
         new = set(job.new_ids)
         offered: dict[str, Ride] = {}
         replanned: list[VehicleState] = []
+        breaks = {r.id for r in job.problem.requests if r.id.startswith(BREAK_PREFIX)}
         for route in plan.routes:
             vehicle = self.state.vehicles[route.vehicle_id]
             was = Whereabouts.of(vehicle, now)
             stops: list[VehicleStop] = []
             old_break = vehicle.break_planned
+            if break_id(vehicle.vehicle_id) in breaks:
+                # the break was up for planning: planned where this route has it, or not
+                # at all (a stale time would send the driver off to the depot)
+                vehicle.break_planned = None
             lock = job.locked.get(route.vehicle_id)
             if lock is not None and lock.ref in vehicle.stop_refs():
                 stops.append(lock)

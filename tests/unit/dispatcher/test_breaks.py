@@ -5,13 +5,13 @@ from __future__ import annotations
 from dispatcher.clock import to_datetime, to_timestamp
 from dispatcher.core import DispatchCore
 from dispatcher.geo import LatLon
-from dispatcher.planning import build_problem, on_break
+from dispatcher.planning import break_id, build_problem, on_break
 from dispatcher.state import RideStatus
 from schemas.dispatch import DriverPlanV1, RideOfferedV1
 from schemas.envelope import Event
 from schemas.vehicle import BreakRequestedV1, PassengerBoardedV1
-from solvers.insertion import insertion_solve
-from solvers.model import SolveLimits
+from solvers.insertion import InsertionState, insertion_solve
+from solvers.model import SolveLimits, SolveStats
 from tests.unit.dispatcher.fleet_kit import (
     BUEDELSDORF,
     FOCKBEK,
@@ -162,3 +162,23 @@ def test_batch_mode_plans_the_break_at_once_and_new_rides_around_it():
         assert ride.pickup_eta is not None and ride.pickup_eta >= b1
         (plan,) = of_kind(out, DriverPlanV1)
         assert plan.break_start == to_datetime(b0)
+
+
+def test_a_plan_without_the_pending_break_unplans_it():
+    """A new plan that holds no place for the pending break (it is optional, promises
+    come first) leaves it unplanned, to be planned again: a stale break time would
+    send the driver to the depot while the route goes on without the break."""
+    c = core(mode="immediate")
+    c.handle(shift("v1", position=FOCKBEK), T0)
+    c.handle(brk(T0 + 60, duration_s=1200, latest_in_s=7200), T0 + 60)
+    assert c.state.vehicles["v1"].break_planned is not None
+    now = T0 + 120
+    job = build_problem(c.state, [], now, c.travel, c.config.planning)
+    assert any(r.id == break_id("v1") for r in job.problem.requests)
+    empty = InsertionState(job.problem)  # every route empty: the break left out
+    out = c.complete(job, empty.plan(SolveStats("test", 0, 0.0)), now)
+    assert c.state.vehicles["v1"].break_planned is None
+    (plan,) = of_kind(out, DriverPlanV1)
+    assert plan.break_start is None
+    again = build_problem(c.state, [], now + 60, c.travel, c.config.planning)
+    assert any(r.id == break_id("v1") for r in again.problem.requests)
