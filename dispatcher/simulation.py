@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 #: waits): 0 m/s (plain cheapest insertion) 505/4808/696 s, 843/6862/772 s,
 #: 1028/7816/759 s; 1 m/s 495/4580, 866/6944, 1047/7863; 2 m/s 501/4637, 846/7044,
 #: 1074/7817; 3 m/s 506/4786/508 s, 868/6915/711 s, 1053/7723/714 s; 5 m/s
-#: 505/4988, 843/7117, 1027/7610. Per seed these move by about +-2 %.
+#: 505/4988, 843/7117, 1027/7610. Per seed these move by about +-2 %. (Measured before
+#: a stale planned break was fixed; the comparison in README.md is after it.)
 FULL_POLICY_WAIT_COST = 3.0
 
 #: A passenger turned away takes this long to book the alternative offered.
