@@ -624,26 +624,24 @@ def latest_departures(
         items.append((v.depot, brk_latest, brk[1] - brk[0], None))
     items.append((v.depot, v.shift_end if v.active else inf, 0.0, None))
 
-    def departures(
-        route: list[tuple[LatLon, float, float, tuple[str, str] | None]],
-    ) -> dict[tuple[str, str], float]:
-        """Latest departure from each stop of ``route``, by its ref."""
-        latest_start = [0.0] * len(route)
-        latest_start[-1] = route[-1][1]
-        for j in range(len(route) - 2, -1, -1):
-            here, latest, svc, _ = route[j]
-            leg = travel.leg(here, route[j + 1][0])[0]
-            latest_start[j] = min(latest, latest_start[j + 1] - svc - leg)
-        return {
-            ref: latest_start[j + 1] - travel.leg(here, route[j + 1][0])[0]
-            for j, (here, _, _, ref) in enumerate(route[:-1])
-            if ref is not None
-        }
-
-    planned = departures(items)
-    result = [planned[s.ref] for s in v.stops]
+    # latest start of service at each item, backwards
+    legs = [travel.leg(items[j][0], items[j + 1][0])[0] for j in range(len(items) - 1)]
+    latest_start = [0.0] * len(items)
+    latest_start[-1] = items[-1][1]
+    for j in range(len(items) - 2, -1, -1):
+        latest_start[j] = min(items[j][1], latest_start[j + 1] - items[j][2] - legs[j])
+    index = {ref: j for j, (_, _, _, ref) in enumerate(items) if ref is not None}
+    result = [latest_start[index[s.ref] + 1] - legs[index[s.ref]] for s in v.stops]
     for i, skipped in no_show_routes.items():
-        if skipped in planned:
-            without = departures([it for it in items if it[3] != skipped])
-            result[i] = min(result[i], without[v.stops[i].ref])
+        k, d = index[v.stops[i].ref], index.get(skipped)
+        if d is None:
+            continue
+        # the way without the drop-off differs only up to it: from the item after it
+        # (whose latest start stands) back to the pickup
+        here, ls = items[d + 1][0], latest_start[d + 1]
+        for j in range(d - 1, k, -1):
+            loc, latest, svc, _ = items[j]
+            ls = min(latest, ls - svc - travel.leg(loc, here)[0])
+            here = loc
+        result[i] = min(result[i], ls - travel.leg(items[k][0], here)[0])
     return result

@@ -22,7 +22,6 @@ Solving is inline and takes no virtual time. Three policies (the core's modes):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -42,7 +41,7 @@ from dispatcher.kpis import History, RequestRecord, Shift, compute_kpis
 from dispatcher.planning import BatchJob, PlanningConfig, plan_problems
 from dispatcher.rebalancing import RebalancingConfig, standby_points
 from producers.demand import DemandModel, DemandOptions, generate_demand
-from producers.fleet import FleetSimulator, VehicleConfig
+from producers.fleet import FleetSimulator, VehicleConfig, seeded_uniform
 from producers.scenario import Scenario
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
 from schemas.envelope import Event
@@ -390,8 +389,7 @@ class Simulation:
             or rid in self._alternative_of
         ):
             return
-        digest = hashlib.sha256(f"{self.seed}:alternative:{rid}".encode()).digest()
-        if int.from_bytes(digest[:8], "big") / 2**64 >= self.accept_alternatives:
+        if seeded_uniform(f"{self.seed}:alternative:{rid}") >= self.accept_alternatives:
             return
         at = t + ALTERNATIVE_THINK_S
         rebooked = original.model_copy(

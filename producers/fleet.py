@@ -126,6 +126,13 @@ def _ll(p: Place) -> LatLon:
     return LatLon(p.lat, p.lon)
 
 
+def seeded_uniform(key: str) -> float:
+    """A draw in [0, 1) fixed by ``key`` (e.g. seed and request id): the same for the
+    same key, whatever else was drawn before."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 class FleetSimulator:
     """Vehicles that follow driver plans; see the module docstring."""
 
@@ -271,9 +278,7 @@ class FleetSimulator:
         return min(v.leg.t1, v.next_pos_at)
 
     def _no_show(self, request_id: str) -> bool:
-        digest = hashlib.sha256(f"{self.seed}:{request_id}".encode()).digest()
-        draw = int.from_bytes(digest[:8], "big") / 2**64
-        return draw < self.no_show_prob
+        return seeded_uniform(f"{self.seed}:{request_id}") < self.no_show_prob
 
     def _service(self, stop: PlannedStop) -> float:
         base = self.pickup_service_s if stop.action is StopAction.PICKUP else self.dropoff_service_s
