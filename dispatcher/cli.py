@@ -193,6 +193,15 @@ def simulate(
             " baseline always uses 0)."
         ),
     ] = None,
+    reassign_lead: Annotated[
+        int | None,
+        typer.Option(
+            help="Policies immediate and batch: a confirmed ride may move to another"
+            " vehicle while its promised window opens more than this many seconds ahead"
+            " (its passenger is told); -1: rides keep their vehicle. The insertion-only"
+            " baseline never moves a ride."
+        ),
+    ] = None,
     accept_alternatives: Annotated[
         float,
         typer.Option(
@@ -235,6 +244,8 @@ def simulate(
         opts = replace(opts, anticipation_prize_m=anticipation_prize)
     if wait_cost is not None:
         opts = replace(opts, insertion_wait_cost=wait_cost)
+    if reassign_lead is not None:
+        opts = replace(opts, reassign_lead_s=None if reassign_lead < 0 else reassign_lead)
     if accept_alternatives:
         opts = replace(opts, accept_alternatives=accept_alternatives)
     run_simulation_cli(opts, out, compare=compare, sweep=sweep, bound_s=bound)

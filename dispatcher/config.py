@@ -155,6 +155,13 @@ class DispatchSettings(BaseModel):
         " the earliest possible costs this many metres of driving when choosing where to"
         " insert the ride (0: the place adding the least distance).",
     )
+    reassign_lead_s: int | None = Field(
+        None,
+        ge=0,
+        description="A confirmed ride may move to another vehicle while its promised pickup"
+        " window opens more than this many seconds from now; its passenger is told the new"
+        " vehicle, the promised window stays (None: a ride keeps the vehicle it was offered).",
+    )
     no_show_wait_s: float = Field(
         300.0, ge=0, description="A no-show is accepted only after this wait at the pickup."
     )
@@ -275,6 +282,7 @@ class Settings(BaseSettings):
                 ride_beta_s=d.ride_beta_s,
                 late_diversion_guard_s=d.late_diversion_guard_s,
                 promise_buffer_s=d.promise_buffer_s,
+                reassign_lead_s=d.reassign_lead_s,
             ),
             batch_window_s=d.batch_window_s,
             batch_max_size=d.batch_max_size,

@@ -1004,6 +1004,7 @@ class DispatchCore:
         outputs: list[Event] = []
         new = set(job.new_ids)
         offered: dict[str, Ride] = {}
+        moved: dict[str, str] = {}  # confirmed rides the plan gives another vehicle: to
         replanned: list[VehicleState] = []
         breaks = {r.id for r in job.problem.requests if r.id.startswith(BREAK_PREFIX)}
         for route in plan.routes:
@@ -1038,6 +1039,8 @@ class DispatchCore:
                     ride.dropoff_eta = eta
                 if s.request_id in new:
                     offered[s.request_id] = ride
+                elif ride.vehicle_id != vehicle.vehicle_id and ride.status is RideStatus.OFFERED:
+                    moved[s.request_id] = vehicle.vehicle_id
                 self.state.touch_ride(ride)
             _keep_arrivals(stops, vehicle.stops)
             # Any new time is news for the driver: the core plans from the times it sent.
@@ -1055,6 +1058,7 @@ class DispatchCore:
                 self.state.rides[ride_id].vehicle_id = vehicle.vehicle_id
             if changed:
                 replanned.append(vehicle)
+        replanned.extend(self._hand_over(moved, plan, replanned, now))
         for ride_id in job.new_ids:
             pending = self.state.rides.get(ride_id)
             if pending is None or pending.status is not RideStatus.PENDING:
@@ -1063,12 +1067,69 @@ class DispatchCore:
                 outputs.append(self._offer(pending, now))
             else:
                 outputs.append(self._reject_no_vehicle(pending, now))
+        # a moved ride's passenger is told the new vehicle (the promise stays as it was)
+        outputs.extend(self._reoffer(self.state.rides[r], v, now) for r, v in sorted(moved.items()))
         if replanned:
             self._changed(now)
         # Driver plans last: they carry the pickup windows just promised.
         outputs.extend(self._new_plan_version(v, now) for v in replanned)
         self.state.forget_final(now - self.config.forget_after_s)
         return outputs
+
+    def _hand_over(
+        self, moved: dict[str, str], plan: Plan, replanned: list[VehicleState], now: float
+    ) -> list[VehicleState]:
+        """Vehicles outside ``plan`` that still hold a ride it moved give it up.
+
+        A plan has a route for each vehicle of its problem, so the vehicle a ride
+        moved from normally got its new stops already; this is the guard that no
+        ride is ever on two vehicles' plans. Returns those vehicles, replanned.
+        """
+        if not moved:
+            return []
+        in_plan = {r.vehicle_id for r in plan.routes}
+        out: list[VehicleState] = []
+        for v in self.state.vehicles.values():
+            if v.vehicle_id in in_plan or v in replanned:
+                continue
+            held = [s for s in v.stops if s.request_id in moved]
+            if not held:
+                continue
+            was = Whereabouts.of(v, now)
+            for s in held:
+                v.remove_stop(s.request_id, s.kind)
+            self._redirected(v, was, now)
+            self.state.touch_vehicle(v)
+            out.append(v)
+        return out
+
+    def _reoffer(self, ride: Ride, vehicle_id: str, now: float) -> RideOfferedV1:
+        """The offer again, with the vehicle the ride moved to and its new ETAs; the
+        promised window and latest drop-off are the ones the passenger already has."""
+        assert ride.promised_pickup is not None and ride.promised_dropoff is not None
+        assert ride.pickup_eta is not None and ride.dropoff_eta is not None
+        assert ride.vehicle_id is not None
+        previous = ride.vehicle_id
+        ride.vehicle_id = vehicle_id
+        ride.reassigned += 1
+        self.state.touch_ride(ride)
+        start, end = ride.promised_pickup
+        return RideOfferedV1(
+            occurred_at=to_datetime(now),
+            source=self.config.source,
+            request_id=ride.request_id,
+            zone=ride.zone,
+            vehicle_id=ride.vehicle_id,
+            pickup=_place(ride.origin, ride.origin_stop_id),
+            dropoff=_place(ride.destination, ride.destination_stop_id),
+            pickup_window_start=to_datetime(start),
+            pickup_window_end=to_datetime(end),
+            pickup_eta=to_datetime(ride.pickup_eta),
+            dropoff_eta=to_datetime(ride.dropoff_eta),
+            latest_dropoff=to_datetime(ride.promised_dropoff),
+            walk_m=ride.walk_m,
+            previous_vehicle_id=previous,
+        )
 
     def _redirected(self, vehicle: VehicleState, was: Whereabouts, now: float) -> None:
         """The vehicle's stops changed: when it now heads elsewhere, a new leg begins.
@@ -1120,6 +1181,7 @@ class DispatchCore:
             dropoff_eta=to_datetime(ride.dropoff_eta),
             latest_dropoff=to_datetime(ride.promised_dropoff),
             walk_m=ride.walk_m,
+            previous_vehicle_id=ride.replanned_from,
         )
 
     def _new_plan_version(self, vehicle: VehicleState, now: float) -> DriverPlanV1:

@@ -71,6 +71,9 @@ class History:
     end: float
     requests: list[RequestRecord] = field(default_factory=list)
     offers: dict[str, tuple[float, RideOfferedV1]] = field(default_factory=dict)
+    #: rides offered again with another vehicle (moved by a later plan, or off a
+    #: vehicle out of service): how many times
+    reassigned: dict[str, int] = field(default_factory=dict)
     rejections: dict[str, tuple[float, RideRejectedV1]] = field(default_factory=dict)
     cancelled: dict[str, float] = field(default_factory=dict)
     boarded: dict[str, float] = field(default_factory=dict)
@@ -206,6 +209,7 @@ def compute_kpis(h: History) -> dict[str, Any]:
         "alternatives_taken": len(alternatives),
         "served_by_alternative": sum(1 for r in alternatives if r.request_id in h.alighted),
         "alternative_delay_mean_s": _r(_mean(delays), 1),
+        "reassigned": len(h.reassigned),
         "cancelled": len(h.cancelled),
         "no_shows": len(h.no_shows),
         "service_rate": _r(len(served) / n_requests if n_requests else None, 4),

@@ -24,6 +24,12 @@ class Metrics:
             ["outcome", "reason"],
             registry=r,
         )
+        self.rides_reassigned = Counter(
+            "drt_rides_reassigned_total",
+            "Confirmed rides offered again on another vehicle (a later plan serves them"
+            " better, or their vehicle went out of service).",
+            registry=r,
+        )
         self.request_to_offer = Histogram(
             "drt_request_to_answer_seconds",
             "Time from receiving a request to publishing its answer.",

@@ -54,6 +54,11 @@ class PlanningConfig:
     unserved_penalty: int = 10_000_000
     #: a break that cannot be planned costs this much (never more than a promise)
     break_penalty: int = 100_000_000
+    #: a confirmed ride may move to another vehicle while its promised pickup window
+    #: opens more than this many seconds from now (the passenger is told the new
+    #: vehicle; window and latest drop-off stay as promised); None: it stays on the
+    #: vehicle it was offered with
+    reassign_lead_s: int | None = None
 
 
 #: Request ids of the break pseudo-requests (``BREAK_PREFIX + vehicle_id``).
@@ -397,6 +402,10 @@ def build_problem(
             if vehicle not in vehicle_ids or vehicle not in accepting:
                 continue  # re-planned separately (vehicle gone)
             assert ride.promised_pickup is not None
+            movable = (
+                cfg.reassign_lead_s is not None
+                and ride.promised_pickup[0] > now + cfg.reassign_lead_s
+            )
             opens, closes = (rel(t) for t in ride.promised_pickup)
             closes = max(closes - cfg.promise_buffer_s, opens, rel(ride.pickup_eta or 0))
             requests.append(
@@ -405,7 +414,7 @@ def build_problem(
                     max_ride_time=ride.max_ride_s,
                     pickup_window=TimeWindow(opens, closes),
                     dropoff_window=_relaxed(ride.promised_dropoff, ride.dropoff_eta, rel, cfg),
-                    allowed_vehicles=(vehicle,),
+                    allowed_vehicles=tuple(accepting) if movable else (vehicle,),
                 )
             )
         else:  # a new request of this batch
@@ -529,10 +538,12 @@ def plan_break_soonest(
     hint = next((h for h in job.problem.hint if h.vehicle_id == vehicle_id), None)
     if brk is None or hint is None:
         return None
+    held = {s.request_id for s in hint.stops} | {bid}
     mine = tuple(
-        r
+        # a confirmed ride that may move to another vehicle stays here in this problem
+        replace(r, allowed_vehicles=(vehicle_id,)) if r.allowed_vehicles else r
         for r in job.problem.requests
-        if r.onboard_vehicle == vehicle_id or r.allowed_vehicles == (vehicle_id,)
+        if r.onboard_vehicle == vehicle_id or r.id in held
     )
     routes = {vehicle_id: [s for s in hint.stops if s.request_id != bid]}
     base = replace(

@@ -24,6 +24,7 @@ from dispatcher.geo import LatLon
 from dispatcher.kpis import kpis_by_hour
 from dispatcher.simulation import (
     DEFAULT_DAY,
+    FULL_POLICY_REASSIGN_LEAD_S,
     FULL_POLICY_WAIT_COST,
     POLICIES,
     Policy,
@@ -375,6 +376,9 @@ class SimOptions:
     anticipation_prize_m: int = 10_000
     #: the full policy's insertion: metres per second a new passenger arrives later
     insertion_wait_cost: float = FULL_POLICY_WAIT_COST
+    #: the full policy moves confirmed rides between vehicles up to this long before
+    #: their window opens (None: never)
+    reassign_lead_s: int | None = FULL_POLICY_REASSIGN_LEAD_S
     #: share of the passengers turned away who book the later pickup offered them
     accept_alternatives: float = 0.0
 
@@ -424,6 +428,7 @@ def _run(
         rebalancing=rebalancing,
         anticipation=anticipation,
         insertion_wait_cost=opts.insertion_wait_cost,
+        reassign_lead_s=opts.reassign_lead_s,
         accept_alternatives=opts.accept_alternatives,
         progress=progress,
     )

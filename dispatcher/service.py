@@ -587,6 +587,9 @@ class Dispatcher:
 
     def _count_outputs(self, outputs: list[Event]) -> None:
         for e in outputs:
+            if isinstance(e, RideOfferedV1) and e.previous_vehicle_id is not None:
+                self.metrics.rides_reassigned.inc()  # answered before, on another vehicle
+                continue
             if isinstance(e, RideOfferedV1 | RideRejectedV1):
                 outcome = "offered" if isinstance(e, RideOfferedV1) else "rejected"
                 reason = e.reason.value if isinstance(e, RideRejectedV1) else ""

@@ -63,6 +63,12 @@ log = logging.getLogger(__name__)
 #: a stale planned break was fixed; the comparison in README.md is after it.)
 FULL_POLICY_WAIT_COST = 3.0
 
+#: The full policy may move a confirmed ride to another vehicle while its promised
+#: window opens more than this many seconds ahead (``PlanningConfig.reassign_lead_s``):
+#: re-optimisation and the repair of a failed insertion may then use the whole fleet
+#: for the rides already promised, not only to reorder each vehicle's own stops.
+FULL_POLICY_REASSIGN_LEAD_S = 600
+
 #: A passenger turned away takes this long to book the alternative offered.
 ALTERNATIVE_THINK_S = 60.0
 
@@ -366,6 +372,10 @@ class Simulation:
         for event in outputs:
             self.outputs.append((t, event))
             if isinstance(event, RideOfferedV1):
+                before = self.history.offers.get(event.request_id)
+                if before is not None and before[1].vehicle_id != event.vehicle_id:
+                    moves = self.history.reassigned
+                    moves[event.request_id] = moves.get(event.request_id, 0) + 1
                 self.history.offers[event.request_id] = (t, event)
                 self.fleet.on_offer(event)
             elif isinstance(event, RideRejectedV1):
@@ -529,6 +539,7 @@ def simulate(
     rebalancing: RebalancingConfig | None = None,
     anticipation: AnticipationConfig | None = None,
     insertion_wait_cost: float = FULL_POLICY_WAIT_COST,
+    reassign_lead_s: int | None = FULL_POLICY_REASSIGN_LEAD_S,
     accept_alternatives: float = 0.0,
     progress: Progress | None = None,
 ) -> SimulationResult:
@@ -568,6 +579,11 @@ def simulate(
         Immediate insertion weighs each second a new passenger arrives later than the
         earliest possible as this many metres (:class:`~dispatcher.core.CoreConfig`);
         the ``"insertion"`` baseline always uses 0, plain cheapest insertion.
+    reassign_lead_s
+        Confirmed rides may move to another vehicle while their promised window opens
+        more than this many seconds ahead (``PlanningConfig.reassign_lead_s``; None:
+        never). Replaces the value in ``planning``; the ``"insertion"`` baseline never
+        moves a ride.
     accept_alternatives
         Share of the passengers turned away with a later pickup on offer
         (``alternative_pickup``) who book it (0: none do). Their requests count once;
@@ -587,8 +603,12 @@ def simulate(
     if demand is None:
         demand = generate_demand(scenario, start, end, seed, demand_options)
     fallback = fallback or insertion_solver()
+    planning = replace(
+        planning or PlanningConfig(),
+        reassign_lead_s=None if policy == "insertion" else reassign_lead_s,
+    )
     core_config = CoreConfig(
-        planning=planning or PlanningConfig(),
+        planning=planning,
         batch_window_s=batch_window_s,
         areas={scenario.zone: scenario.area},
         source="dispatcher",

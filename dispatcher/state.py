@@ -64,6 +64,7 @@ class Ride:
     shared: bool = False  # was on board together with another ride at some point
     walk_m: int = 0  # to the snapped pickup stop plus from the snapped drop-off stop
     replanned_from: str | None = None  # the vehicle it was promised on before a re-plan
+    reassigned: int = 0  # times a later plan moved it to another vehicle (each one told)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -39,6 +39,13 @@ class RideOfferedV1(Event):
         description="The promised latest arrival (max ride time)."
     )
     walk_m: Annotated[int, Field(ge=0)] = 0
+    previous_vehicle_id: Identifier | None = Field(
+        default=None,
+        description="Set when the ride, already confirmed, moves to this vehicle from that"
+        " one: a later plan serves it better, or that vehicle is out of service. The"
+        " window and latest drop-off are the ones promised before, unless the vehicle"
+        " went out of service. Absent: the first offer.",
+    )
 
 
 class RideRejectedV1(Event):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from schemas.dispatch import DeadLetterV1, DriverPlanV1, RideOfferedV1, RideRejectedV1
+from schemas.envelope import Place
+from schemas.passenger import RideRequestedV1
 from tests.integration.pipeline_kit import Bus, make_settings, requests, running, shift
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -169,3 +171,72 @@ async def test_malformed_messages_go_to_dead_letters(kafka_bootstrap, topic_pref
     assert isinstance(answered["bad1"], RideRejectedV1)
     assert answered["bad1"].reason == "invalid"
     assert "good000" in answered
+
+
+async def test_a_confirmed_ride_moved_to_another_vehicle_is_told_and_stored(
+    kafka_bootstrap, topic_prefix, pg_schema
+):
+    """Immediate mode with re-optimisation and ``REASSIGN_LEAD_S``: a ride booked for
+    an hour ahead on the only vehicle moves to a second one that starts its shift at
+    the pickup. The passenger gets the offer again on the notifications topic (new
+    vehicle, ``previous_vehicle_id``, the promised window unchanged); the drivers' plans,
+    the rides table and the reassignment counter follow."""
+    base = make_settings(kafka_bootstrap, topic_prefix, *pg_schema)
+    dispatch = base.dispatch.model_copy(
+        update={"mode": "immediate", "reopt_every_s": 1.0, "reassign_lead_s": 600}
+    )
+    settings = base.model_copy(update={"dispatch": dispatch})
+    now = datetime.now(UTC)
+    fockbek = Place(lat=54.30413, lon=9.601589, name="Fockbek")
+    ride = RideRequestedV1(
+        occurred_at=now,
+        source="test",
+        request_id="moved",
+        passenger_ref="p-moved",
+        zone="rendsburg",
+        origin=fockbek,
+        destination=Place(lat=54.315687, lon=9.677817, name="Büdelsdorf"),
+        requested_time=now + timedelta(hours=1),
+    )
+
+    def offers(events: list) -> list[RideOfferedV1]:
+        return [e for _, e in events if isinstance(e, RideOfferedV1)]
+
+    async with running(settings) as dispatcher, Bus(settings) as bus:
+        await bus.send("vehicle_events", shift("v1", now))
+        async with asyncio.timeout(60):  # the vehicle is known before the booking
+            while "v1" not in dispatcher.core.state.vehicles:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await bus.send("requests", ride)
+        first = await bus.collect("notifications", lambda s: len(offers(s)) >= 1, 30)
+        second = shift("v2", now).model_copy(update={"position": fockbek})
+        await bus.send("vehicle_events", second)
+        notes = await bus.collect("notifications", lambda s: len(offers(s)) >= 2, 30)
+        reassigned = dispatcher.metrics.rides_reassigned._value.get()
+        plans = latest_plans(await bus.collect("driver_plans", lambda s: False, 3))
+    (offered,) = offers(first)
+    assert offered.vehicle_id == "v1" and offered.previous_vehicle_id is None
+    told = offers(notes)[1:]
+    assert [(o.vehicle_id, o.previous_vehicle_id) for o in told] == [("v2", "v1")]
+    again = told[0]
+    assert (again.pickup_window_start, again.pickup_window_end, again.latest_dropoff) == (
+        offered.pickup_window_start,
+        offered.pickup_window_end,
+        offered.latest_dropoff,
+    )
+    assert not any(isinstance(e, RideRejectedV1) for _, e in notes)
+    assert plans["v1"].stops == []
+    assert [s.request_id for s in plans["v2"].stops] == ["moved", "moved"]
+    assert reassigned == 1
+    conn = await asyncpg.connect(pg_schema.dsn, server_settings={"search_path": pg_schema.schema})
+    try:
+        row = await conn.fetchrow("SELECT status, vehicle_id FROM rides WHERE request_id = $1",
+                                  "moved")  # fmt: skip
+        kinds = await conn.fetch(
+            "SELECT kind, vehicle_id FROM outcomes WHERE request_id = $1 ORDER BY vehicle_id",
+            "moved",
+        )
+    finally:
+        await conn.close()
+    assert (row["status"], row["vehicle_id"]) == ("offered", "v2")
+    assert [(k["kind"], k["vehicle_id"]) for k in kinds] == [("offered", "v1"), ("offered", "v2")]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TypeVar
 
 from dispatcher.clock import to_datetime
 from dispatcher.core import Area, CoreConfig, DispatchCore
 from dispatcher.geo import CrowFliesTravel, LatLon
+from schemas.dispatch import RideOfferedV1, RideRejectedV1
 from schemas.envelope import Event, Place
 from schemas.passenger import RideRequestedV1
 from schemas.vehicle import ShiftStartedV1
@@ -19,6 +22,32 @@ FOCKBEK = Place(lat=54.30413, lon=9.601589)
 JEVENSTEDT = Place(lat=54.234604, lon=9.668849)
 OSTERROENFELD = Place(lat=54.292151, lon=9.697439)
 AREA = Area(54.15, 54.45, 9.45, 9.85)
+
+
+def answer_counts(outputs: Iterable[tuple[float, Event]]) -> Counter[str]:
+    """How many times each request was answered (offered or rejected).
+
+    An offer again that only tells the passenger another vehicle (a confirmed ride
+    moved by a later plan: the same promised window and latest drop-off) is not a
+    new answer; any other repeat is.
+    """
+    counts: Counter[str] = Counter()
+    last: dict[str, Event] = {}
+    for _, e in outputs:
+        if not isinstance(e, RideOfferedV1 | RideRejectedV1):
+            continue
+        prev = last.get(e.request_id)
+        last[e.request_id] = e
+        if (
+            isinstance(e, RideOfferedV1)
+            and isinstance(prev, RideOfferedV1)
+            and prev.vehicle_id != e.vehicle_id
+            and (prev.pickup_window_start, prev.pickup_window_end, prev.latest_dropoff)
+            == (e.pickup_window_start, e.pickup_window_end, e.latest_dropoff)
+        ):
+            continue
+        counts[e.request_id] += 1
+    return counts
 
 
 def core(**kw: object) -> DispatchCore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -33,6 +32,7 @@ from tests.unit.dispatcher.fleet_kit import (
     FOCKBEK,
     JEVENSTEDT,
     T0,
+    answer_counts,
     core,
     latlon,
     of_kind,
@@ -220,9 +220,7 @@ def test_a_simulated_evening_with_anticipation_keeps_every_promise():
         no_show_prob=0.0,
     )
     requests = [e.request_id for _, e in result.events if isinstance(e, RideRequestedV1)]
-    answers = Counter(
-        e.request_id for _, e in result.outputs if isinstance(e, RideOfferedV1 | RideRejectedV1)
-    )
+    answers = answer_counts(result.outputs)
     assert set(answers) == set(requests) and set(answers.values()) == {1}
     plans = [e for _, e in result.outputs if isinstance(e, DriverPlanV1)]
     assert plans and not any(is_sample(s.request_id) for p in plans for s in p.stops)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from dispatcher.clock import VirtualClock, to_datetime, to_timestamp
 from dispatcher.core import DispatchCore, VirtualStop
-from dispatcher.planning import break_id, build_problem, plan_problems
+from dispatcher.planning import PlanningConfig, break_id, build_problem, plan_problems
 from dispatcher.state import RideStatus
 from schemas.dispatch import DriverPlanV1, RideOfferedV1, RideRejectedV1
-from schemas.envelope import Place
+from schemas.envelope import Event, Place
 from schemas.vehicle import ArrivedAtStopV1, NoShowV1, PassengerBoardedV1, ShiftEndedV1
 from solvers.check import check_plan
 from solvers.insertion import insertion_solve
 from solvers.model import SolveLimits
+from solvers.ortools_pdp import ortools_solve
 from tests.unit.dispatcher.fleet_kit import (
     BUEDELSDORF,
     FOCKBEK,
@@ -386,3 +388,71 @@ def test_a_request_while_the_only_vehicle_is_late_for_its_shift_end_is_rejected(
     out = c.handle(request("r1", origin=JEVENSTEDT, destination=RENDSBURG, at=T0 + 10), T0 + 10)
     (rejection,) = of_kind(out.outputs, RideRejectedV1)
     assert rejection.reason == "no_vehicle" and out.dead_letter is None
+
+
+def _prebooked_on_v1_then_v2_at_fockbek(**kw: object) -> tuple[DispatchCore, RideOfferedV1]:
+    """r1, Fockbek -> Büdelsdorf booked for an hour ahead, offered on v1 (the only
+    vehicle, at the Rendsburg depot); then v2 starts its shift in Fockbek."""
+    c = _immediate(reopt_every_s=60.0, **kw)
+    c.handle(shift("v1"), T0)
+    pickup = to_datetime(T0 + 3600)
+    (first,) = of_kind(c.handle(request("r1", requested_time=pickup), T0).outputs, RideOfferedV1)
+    assert first.vehicle_id == "v1"
+    c.handle(shift("v2", at=T0 + 30, position=FOCKBEK), T0 + 30)
+    return c, first
+
+
+def _reoptimise(c: DispatchCore, now: float) -> list[Event]:
+    job = c.prepare(now)
+    assert job is not None and job.kind == "reopt"
+    return c.complete(job, ortools_solve(job.problem, SolveLimits(1.0)), now)
+
+
+def test_reoptimisation_moves_a_confirmed_ride_to_a_better_placed_vehicle():
+    """With ``reassign_lead_s``, a re-optimisation may give a confirmed ride to another
+    vehicle: the passenger is offered the ride again on the new vehicle with the window
+    and latest drop-off already promised, and both drivers get new plans."""
+    c, first = _prebooked_on_v1_then_v2_at_fockbek(planning=PlanningConfig(reassign_lead_s=600))
+    out = _reoptimise(c, T0 + 90)
+    (again,) = of_kind(out, RideOfferedV1)
+    assert again.vehicle_id == "v2"
+    assert (again.pickup_window_start, again.pickup_window_end, again.latest_dropoff) == (
+        first.pickup_window_start,
+        first.pickup_window_end,
+        first.latest_dropoff,
+    )
+    plans = {p.vehicle_id: p for p in of_kind(out, DriverPlanV1)}
+    assert plans["v1"].stops == [] and [s.request_id for s in plans["v2"].stops] == ["r1", "r1"]
+    ride = c.state.rides["r1"]
+    assert ride.vehicle_id == "v2" and ride.reassigned == 1
+    assert ride.status is RideStatus.OFFERED
+
+
+def test_a_confirmed_ride_keeps_its_vehicle_without_reassignment_or_inside_the_lead():
+    """By default a confirmed ride stays on the vehicle it was offered with; with
+    reassignment, also once its window opens within ``reassign_lead_s``."""
+    for planning in (PlanningConfig(), PlanningConfig(reassign_lead_s=3600)):
+        c, _ = _prebooked_on_v1_then_v2_at_fockbek(planning=planning)
+        job = c.prepare(T0 + 90)
+        assert job is not None
+        (r1,) = [r for r in job.problem.requests if r.id == "r1"]
+        assert r1.allowed_vehicles == ("v1",)
+        assert not of_kind(c.complete(job, ortools_solve(job.problem, SolveLimits(1.0)),
+                                      T0 + 90), RideOfferedV1)  # fmt: skip
+        assert c.state.rides["r1"].vehicle_id == "v1"
+
+
+def test_a_moved_ride_leaves_a_vehicle_the_plan_has_no_route_for():
+    """A solver may leave out a vehicle without stops; the vehicle a ride moved from
+    still gives it up, so no ride is ever on two plans."""
+    c, _ = _prebooked_on_v1_then_v2_at_fockbek(planning=PlanningConfig(reassign_lead_s=600))
+    job = c.prepare(T0 + 90)
+    assert job is not None
+    plan = ortools_solve(job.problem, SolveLimits(1.0))
+    only_v2 = replace(plan, routes=tuple(r for r in plan.routes if r.vehicle_id == "v2"))
+    assert "r1" in only_v2.served
+    out = c.complete(job, only_v2, T0 + 90)
+    plans = {p.vehicle_id: p for p in of_kind(out, DriverPlanV1)}
+    assert plans["v1"].stops == [] and c.state.vehicles["v1"].stops == []
+    assert [s.request_id for s in plans["v2"].stops] == ["r1", "r1"]
+    assert [o.vehicle_id for o in of_kind(out, RideOfferedV1)] == ["v2"]

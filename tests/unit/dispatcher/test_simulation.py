@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -12,12 +11,13 @@ from dispatcher.kpis import compute_kpis
 from dispatcher.simulation import SimulationResult, simulate
 from producers.demand import DemandOptions
 from producers.scenario import load_scenario
-from schemas.dispatch import RideOfferedV1, RideRejectedV1
+from schemas.dispatch import RideRejectedV1
 from schemas.passenger import RideRequestedV1
 from solvers.base import Solver
 from solvers.insertion import insertion_solve
 from solvers.model import Plan, Problem, SolveLimits
 from solvers.ortools_pdp import ortools_solve
+from tests.unit.dispatcher.fleet_kit import answer_counts
 
 
 def real_or_greedy() -> tuple[Solver, Solver]:
@@ -50,12 +50,11 @@ def short_run() -> SimulationResult:
 
 
 def test_every_request_gets_exactly_one_outcome(short_run: SimulationResult) -> None:
-    """Each request is answered by exactly one offer or one rejection, never both."""
+    """Each request is answered by exactly one offer or one rejection, never both (a
+    confirmed ride moved to another vehicle is offered again with its promise as it was)."""
     requests = [e.request_id for _, e in short_run.events if isinstance(e, RideRequestedV1)]
     assert len(requests) >= 5
-    answers = Counter(
-        e.request_id for _, e in short_run.outputs if isinstance(e, RideOfferedV1 | RideRejectedV1)
-    )
+    answers = answer_counts(short_run.outputs)
     assert set(answers) == set(requests)
     assert all(n == 1 for n in answers.values())
 
