@@ -311,7 +311,19 @@ def operations() -> dict[str, Any]:
             "percentunit",
             [(None, "red"), (0.9, "orange"), (0.97, "green")],
         ),
-        6,
+        3,
+        5,
+    )
+    lay.add(
+        stat(
+            "Rides moved (1 h)",
+            [prom("sum(increase(drt_rides_reassigned_total[1h]))")],
+            "Confirmed rides offered again on another vehicle in the last hour: a later"
+            " plan serves them better (DRT_DISPATCH__REASSIGN_LEAD_S), or their vehicle"
+            " went out of service. Each passenger is told; the promised window stays"
+            " unless the vehicle went out of service.",
+        ),
+        3,
         5,
     )
     lay.add(
