@@ -225,10 +225,18 @@ def _lag(
 
 
 def _locked_stop(v: VehicleState, now: float, cfg: PlanningConfig) -> VehicleStop | None:
+    """The next stop when it may no longer change: due within the late-diversion guard.
+
+    A vehicle already waiting at its next stop is held there only from then on too.
+    Before, it is free: a vehicle that drove to a pre-booked pickup hours early (the
+    driver sets off for the next stop at once) can serve other rides meanwhile and
+    come back by the promised window, rather than stand idle out in a village while
+    requests are turned away.
+    """
     if not v.stops:
         return None
     first = v.stops[0]
-    if first.arrived or first.eta - now <= cfg.late_diversion_guard_s:
+    if first.eta - now <= cfg.late_diversion_guard_s:
         return first
     return None
 

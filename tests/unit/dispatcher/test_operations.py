@@ -456,3 +456,25 @@ def test_a_moved_ride_leaves_a_vehicle_the_plan_has_no_route_for():
     assert plans["v1"].stops == [] and c.state.vehicles["v1"].stops == []
     assert [s.request_id for s in plans["v2"].stops] == ["r1", "r1"]
     assert [o.vehicle_id for o in of_kind(out, RideOfferedV1)] == ["v2"]
+
+
+def test_a_vehicle_waiting_early_at_a_prebooked_pickup_serves_a_ride_meanwhile():
+    """A vehicle that drove to a pre-booked pickup an hour early is not held there: it
+    takes an immediate ride in the meantime and is back within the promised window.
+    (Held until the pickup, it turned such rides away while it stood idle.)"""
+    c = _immediate()
+    c.handle(shift("v1"), T0)
+    pickup = to_datetime(T0 + 3600)
+    (first,) = of_kind(c.handle(request("r1", requested_time=pickup), T0).outputs, RideOfferedV1)
+    arrived = vehicle_event(ArrivedAtStopV1, T0 + 600, position=FOCKBEK, request_ids=["r1"])
+    c.handle(arrived, T0 + 600)
+    out = c.handle(request("r2", FOCKBEK, BUEDELSDORF, at=T0 + 700), T0 + 700).outputs
+    (offer,) = of_kind(out, RideOfferedV1)
+    assert offer.vehicle_id == "v1"
+    stops = c.state.vehicles["v1"].stops
+    assert [s.ref for s in stops[:2]] == [("r2", "pickup"), ("r2", "dropoff")]
+    assert not any(s.arrived for s in stops)  # back at r1's pickup, the driver says so again
+    r1 = c.state.rides["r1"]
+    assert r1.pickup_eta is not None and r1.promised_pickup is not None
+    assert to_timestamp(first.pickup_window_start) <= r1.pickup_eta
+    assert r1.pickup_eta <= to_timestamp(first.pickup_window_end)
