@@ -38,11 +38,13 @@ from dispatcher.planning import (
     build_problem,
     estimated_position,
     heading,
+    last_known,
     latest_departures,
     on_break,
     plan_break_soonest,
     plan_problems,
     service_time,
+    set_off_time,
     untimeable,
 )
 from dispatcher.prefilter import may_insert
@@ -1186,8 +1188,29 @@ class DispatchCore:
 
     def _new_plan_version(self, vehicle: VehicleState, now: float) -> DriverPlanV1:
         vehicle.plan_version += 1
+        self._plan_set_off(vehicle, now)
         self.state.touch_vehicle(vehicle)
         return self.driver_plan(vehicle, now)
+
+    def _plan_set_off(self, v: VehicleState, now: float) -> None:
+        """When the vehicle leaves for its first stop, told in the new plan.
+
+        A vehicle already on its way goes on (a new plan never stops it mid-road for
+        a stop it drives to anyway); one that waited to set off and may go now sets
+        off from where it stood, now.
+        """
+        old, v.set_off_at = v.set_off_at, None
+        waiting = old is not None and now < old
+        if old is not None and not waiting and v.leg_from is not None:
+            v.leg_since = max(v.leg_since, old)  # it left when it was told to
+        # standing: waiting to set off, or its leg starts only now (sent elsewhere or
+        # just served a stop); not a vehicle on its way, nor one a position report
+        # placed somewhere on it
+        standing = waiting or (v.leg_from is not None and v.leg_since >= now)
+        point = last_known(v, now)[0]
+        v.set_off_at = set_off_time(v, now, self.travel, self.config.planning, standing)
+        if waiting and v.set_off_at is None:
+            v.leg_from, v.leg_since = point, max(now, v.busy_until)
 
     def driver_plan(self, vehicle: VehicleState, now: float) -> DriverPlanV1:
         """The vehicle's current plan as the event its tablet reads."""
@@ -1233,6 +1256,11 @@ class DispatchCore:
             standby_location=(
                 _place(vehicle.standby, vehicle.standby_id)
                 if vehicle.standby is not None and not vehicle.stops
+                else None
+            ),
+            set_off_at=(
+                to_datetime(vehicle.set_off_at)
+                if vehicle.set_off_at is not None and vehicle.set_off_at > now
                 else None
             ),
         )

@@ -54,6 +54,10 @@ class PlanningConfig:
     unserved_penalty: int = 10_000_000
     #: a break that cannot be planned costs this much (never more than a promise)
     break_penalty: int = 100_000_000
+    #: an empty vehicle whose first stop is a pickup further ahead than the drive
+    #: there waits where it is and sets off to arrive this many seconds before the
+    #: stop's ETA (the driver plan's ``set_off_at``); None: it drives there at once
+    set_off_margin_s: int | None = None
     #: a confirmed ride may move to another vehicle while its promised pickup window
     #: opens more than this many seconds from now (the passenger is told the new
     #: vehicle; window and latest drop-off stay as promised); None: it stays on the
@@ -127,6 +131,8 @@ def heading(v: VehicleState, now: float) -> LatLon | None:
     """
     if v.stops and v.stops[0].arrived:
         return None
+    if v.stops and v.set_off_at is not None and now < v.set_off_at:
+        return None  # waits where it is until it sets off (the driver plan says when)
     if not v.stops and v.standby is not None:
         return v.standby
     brk = v.break_planned
@@ -149,6 +155,8 @@ def leg_start(v: VehicleState, now: float) -> tuple[LatLon, float] | None:
     end of a planned break held since: the vehicle stood there until then.
     """
     start = (v.leg_from, v.leg_since) if v.leg_from is not None else None
+    if start is not None and v.set_off_at is not None:
+        start = (start[0], max(start[1], v.set_off_at))  # it stood there until then
     brk = v.break_planned
     if brk is not None and brk[1] <= now and (start is None or start[1] < brk[1]):
         start = (v.depot, brk[1])
@@ -167,6 +175,30 @@ def last_known(v: VehicleState, now: float) -> tuple[LatLon, float]:
     if start is not None and start[1] >= since:
         point, since = start
     return point, max(since, v.busy_until)
+
+
+def set_off_time(
+    v: VehicleState, now: float, travel: TravelModel, cfg: PlanningConfig, standing: bool
+) -> float | None:
+    """When the vehicle should leave for its first stop, if later than now (else None).
+
+    Only an empty vehicle standing somewhere (``standing``: not on its way), with no
+    break or standby point pending, whose first stop is a pickup not yet reached:
+    it leaves to arrive ``cfg.set_off_margin_s`` before the stop's ETA, from where it
+    stands (:func:`last_known`), rather than drive out now and wait there.
+    """
+    margin = cfg.set_off_margin_s
+    if margin is None or not standing or v.onboard or not v.stops or v.standby is not None:
+        return None
+    first = v.stops[0]
+    if first.kind != StopKind.PICKUP.value or first.arrived:
+        return None
+    brk = v.break_planned
+    if brk is not None and now < brk[1] and (brk[0] <= now or first.eta >= brk[1] - 1):
+        return None  # on its break, or it comes first (the vehicle heads for the depot)
+    point, since = last_known(v, now)
+    leave = first.eta - travel.leg(point, first.location)[0] - margin
+    return leave if leave > max(now, since) else None
 
 
 @dataclass(frozen=True, slots=True)

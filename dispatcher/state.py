@@ -130,6 +130,9 @@ class VehicleState:
     #: and its id; a new stop replaces it
     standby: LatLon | None = None
     standby_id: str | None = None
+    #: the vehicle stays where it is until then, then drives to its first stop (a
+    #: pickup far ahead; the driver plan says so); None: it drives there at once
+    set_off_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

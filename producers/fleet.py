@@ -116,6 +116,7 @@ class _Vehicle:
     break_done: bool = False
     breaks: list[tuple[float, float]] = field(default_factory=list)
     standby: LatLon | None = None  # where to wait without stops (the plan's standby)
+    set_off_at: float | None = None  # stay until then before driving to the first stop
 
 
 def _key(p: LatLon | Place) -> tuple[float, float]:
@@ -185,6 +186,7 @@ class FleetSimulator:
         v.plan_version = plan.plan_version
         v.stops = [s for s in plan.stops if (s.request_id, s.action.value) not in v.done]
         v.standby = _ll(plan.standby_location) if plan.standby_location and not v.stops else None
+        v.set_off_at = to_timestamp(plan.set_off_at) if plan.set_off_at is not None else None
         if not v.break_done:
             v.break_plan = None
             if plan.break_start is not None and plan.break_end is not None:
@@ -365,6 +367,9 @@ class FleetSimulator:
                 return
             stop = v.stops[0]
             if _key(stop.location) != _key(v.pos):
+                if v.set_off_at is not None and t < v.set_off_at and not v.onboard:
+                    v.wake_at = v.set_off_at  # the plan says: wait here until then
+                    return
                 self._start_leg(v, t, _ll(stop.location))
                 v.wake_at = self._leg_wake(v)
                 return

@@ -113,6 +113,12 @@ class DriverPlanV1(Event):
         " expected) and wait there. A plan with stops never has one; a planned break"
         " comes first. Absent: wait where the last stop was.",
     )
+    set_off_at: AwareDatetime | None = Field(
+        default=None,
+        description="The first stop is a pickup far ahead: stay where you are until then,"
+        " then drive there (you arrive a few minutes before its ETA). Absent: drive to"
+        " the first stop at once.",
+    )
 
 
 class DeadLetterV1(Event):

@@ -20,12 +20,12 @@ from __future__ import annotations
 from dispatcher.clock import to_datetime
 from dispatcher.core import DispatchCore
 from dispatcher.geo import interpolate
-from dispatcher.planning import BatchJob, build_problem
+from dispatcher.planning import BatchJob, PlanningConfig, build_problem, estimated_position
 from dispatcher.simulation import simulate
 from dispatcher.state import RideStatus
 from producers.demand import DemandOptions
 from producers.scenario import load_scenario
-from schemas.dispatch import RideOfferedV1
+from schemas.dispatch import DriverPlanV1, RideOfferedV1
 from schemas.envelope import Place
 from schemas.vehicle import (
     ArrivedAtStopV1,
@@ -196,3 +196,42 @@ def test_the_simulated_day_that_broke_promises_keeps_them():
     kpis = result.kpis
     assert kpis["served"] > 100
     assert (kpis["promise_broken"], kpis["ride_time_exceeded"]) == (0, 0)
+
+
+def test_a_vehicle_told_to_set_off_later_is_where_it_waits_until_then():
+    """With ``set_off_margin_s``, an idle vehicle given a pickup an hour ahead is told to
+    set off later (``set_off_at``: the ETA less the drive and the margin), and the core
+    plans it from where it waits until then, then along the way from that time."""
+    c = core(mode="immediate", planning=PlanningConfig(set_off_margin_s=300))
+    c.handle(shift("v1", position=RENDSBURG), T0)
+    pickup = to_datetime(T0 + 3600)
+    out = c.handle(request("r1", FOCKBEK, BUEDELSDORF, requested_time=pickup), T0).outputs
+    (plan,) = of_kind(out, DriverPlanV1)
+    v = c.state.vehicles["v1"]
+    leg_s, _ = c.travel.leg(latlon(RENDSBURG), latlon(FOCKBEK))
+    assert plan.set_off_at is not None and v.set_off_at is not None
+    assert v.set_off_at == v.stops[0].eta - leg_s - 300
+    assert v.set_off_at > T0 + 1800
+    waiting = v.set_off_at - 600
+    assert estimated_position(v, waiting, c.travel) == latlon(RENDSBURG)
+    job = build_problem(c.state, [], waiting, c.travel, c.config.planning)
+    assert _arrival(job, FOCKBEK) == waiting + leg_s  # from Rendsburg, now
+    halfway = v.set_off_at + leg_s / 2
+    here = estimated_position(v, halfway, c.travel)
+    assert here == interpolate(latlon(RENDSBURG), latlon(FOCKBEK), 0.5)
+    # an immediate ride meanwhile starts from Rendsburg; the vehicle goes at once
+    now = T0 + 600
+    out = c.handle(request("r2", RENDSBURG, OSTERROENFELD, at=now), now).outputs
+    assert of_kind(out, RideOfferedV1) and v.stops[0].request_id == "r2"
+    assert v.set_off_at is None and (v.leg_from, v.leg_since) == (latlon(RENDSBURG), now)
+
+
+def test_without_a_margin_a_vehicle_drives_to_its_next_stop_at_once():
+    """By default (``set_off_margin_s`` None) the plan carries no set-off time."""
+    c = core(mode="immediate")
+    c.handle(shift("v1", position=RENDSBURG), T0)
+    pickup = to_datetime(T0 + 3600)
+    out = c.handle(request("r1", FOCKBEK, BUEDELSDORF, requested_time=pickup), T0).outputs
+    (plan,) = of_kind(out, DriverPlanV1)
+    assert plan.set_off_at is None and c.state.vehicles["v1"].set_off_at is None
+    assert estimated_position(c.state.vehicles["v1"], T0 + 1, c.travel) != latlon(RENDSBURG)

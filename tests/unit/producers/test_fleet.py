@@ -164,3 +164,22 @@ def test_newer_plan_replaces_older_and_diverts_a_moving_vehicle() -> None:
     km = sum(s.metres for s in fleet.segments) / 1000
     direct = CrowFliesTravel().leg(DEPOT, LatLon(JEVENSTEDT.lat, JEVENSTEDT.lon))[1] / 1000
     assert km > direct  # the first two minutes went toward Fockbek
+
+
+def test_a_vehicle_told_to_set_off_later_waits_where_it_is() -> None:
+    """With the plan's ``set_off_at``, the vehicle stays at the depot until then, then
+    drives to the pickup (no position report, no driving before)."""
+    fleet = _fleet(position_every_s=30.0)
+    fleet.advance(T0)
+    stops = [
+        _stop(StopAction.PICKUP, "a", FOCKBEK, T0 + 3600, (T0 + 3600, T0 + 4500)),
+        _stop(StopAction.DROPOFF, "a", BUEDELSDORF, T0 + 4200),
+    ]
+    plan = _plan(1, stops).model_copy(update={"set_off_at": to_datetime(T0 + 3000)})
+    fleet.on_plan(plan, T0)
+    events = fleet.advance(T0 + 3 * 3600)
+    moves = [t for t, e in events if isinstance(e, PositionUpdatedV1)]
+    arrived = next(t for t, e in events if isinstance(e, ArrivedAtStopV1))
+    assert moves and min(moves) == T0 + 3000 + 30  # the first report on the way
+    assert T0 + 3000 < arrived < T0 + 3600
+    assert all(s.t0 >= T0 + 3000 for s in fleet.segments)
