@@ -155,6 +155,13 @@ class DispatchSettings(BaseModel):
         " the earliest possible costs this many metres of driving when choosing where to"
         " insert the ride (0: the place adding the least distance).",
     )
+    set_off_margin_s: int | None = Field(
+        None,
+        ge=0,
+        description="An empty vehicle whose first stop is a pickup further ahead than the"
+        " drive waits where it is and sets off to arrive this many seconds before the ETA"
+        " (driver.plan set_off_at); None: it drives to the next stop at once.",
+    )
     reassign_lead_s: int | None = Field(
         None,
         ge=0,
@@ -283,6 +290,7 @@ class Settings(BaseSettings):
                 late_diversion_guard_s=d.late_diversion_guard_s,
                 promise_buffer_s=d.promise_buffer_s,
                 reassign_lead_s=d.reassign_lead_s,
+                set_off_margin_s=d.set_off_margin_s,
             ),
             batch_window_s=d.batch_window_s,
             batch_max_size=d.batch_max_size,
