@@ -242,6 +242,12 @@ def view(b: VehicleBoard, wait_s: int, names: dict[str, str], now: datetime) -> 
         "no_show_wait_s": wait_s,
         "stops": cards,
         "standby": standby_view(b, names) if not cards else None,
+        # the first stop is far ahead: wait here until then (None: drive there now)
+        "set_off_at": (
+            b.plan.set_off_at
+            if b.plan is not None and b.plan.set_off_at is not None and b.plan.set_off_at > now
+            else None
+        ),
     }
 
 

@@ -19,6 +19,7 @@ const TEXT = {
     break_planned: "Pause geplant {from}–{to} am Depot.", break_running: "Pause bis {to}.",
     break_refused: "Pause abgelehnt: {reason}",
     standby: "Keine Fahrten: bitte zum Bereitstellungsort {name} fahren und dort warten.",
+    set_off: "Bitte hier warten, Abfahrt {t}.",
     login_failed: "Anmeldung fehlgeschlagen", failed: "Fehler",
   },
   en: {
@@ -36,6 +37,7 @@ const TEXT = {
     break_planned: "Break planned {from}–{to} at the depot.", break_running: "On break until {to}.",
     break_refused: "Break refused: {reason}",
     standby: "No rides: please drive to the standby point {name} and wait there.",
+    set_off: "Please wait here; set off at {t}.",
     login_failed: "Login failed", failed: "Error",
   },
 };
@@ -197,6 +199,10 @@ function render(view) {
         el("span", { class: "name" }, card.name),
         el("span", { class: "eta" }, etaText(card.eta))),
       el("div", { class: "meta" }, window + arrivedText),
+      i === 0 && view.set_off_at
+        ? el("div", { class: "meta set-off", "data-testid": "set-off" },
+          t("set_off", { t: hhmm(view.set_off_at) }))
+        : null,
       el("div", {},
         el("a", { href: card.navigation.geo }, `➤ ${t("navigate")}`),
         el("a", { href: card.navigation.osm, target: "_blank", rel: "noopener" }, t("map"))),

@@ -144,3 +144,16 @@ def test_standby_point_shown_only_without_stops() -> None:
     assert after["standby"] is None and len(after["stops"]) == 2
     board.apply(plan(3))  # idle again, no standby asked: stay where you are
     assert view(b, 300, {}, T0)["standby"] is None
+
+
+def test_set_off_time_shown_until_it_has_passed() -> None:
+    """A plan that says to wait before setting off for a far pickup shows the time, and
+    not once it has passed."""
+    board = PlanBoard()
+    far = plan(1, stop(StopAction.PICKUP, "r1", A, 60), stop(StopAction.DROPOFF, "r1", B, 70))
+    board.apply(far.model_copy(update={"set_off_at": T0 + timedelta(minutes=45)}))
+    b = board.vehicles["bus-1"]
+    assert view(b, 300, {}, T0)["set_off_at"] == T0 + timedelta(minutes=45)
+    assert view(b, 300, {}, T0 + timedelta(minutes=46))["set_off_at"] is None
+    board.apply(plan(2, stop(StopAction.PICKUP, "r1", A, 60)))
+    assert view(b, 300, {}, T0)["set_off_at"] is None
