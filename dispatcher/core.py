@@ -959,6 +959,9 @@ class DispatchCore:
         self._next_reopt = now + self.config.reopt_every_s
         self._reopt_changes = self.changes
         job = self._whole_fleet_job([], now)
+        if self.config.insertion_wait_cost > 0:  # weighed as when the rides were inserted
+            cost = self.config.insertion_wait_cost
+            job = replace(job, problem=replace(job.problem, dropoff_wait_cost=cost))
         return job if job.problem.requests else None
 
     def _whole_fleet_job(self, new_ids: list[str], now: float) -> BatchJob:

@@ -96,12 +96,40 @@ class InsertionState:
         return total + (vehicle.fixed_cost if stops else 0)
 
     def total_cost(self) -> int:
-        """Objective of the current routes (penalties of unserved requests included)."""
+        """Objective of the current routes (penalties of unserved requests included;
+        with a ``wait_cost``, each drop-off's delay over its earliest possible too)."""
         cost = sum(self.route_cost(v, self.seqs[v.id]) for v in self.problem.vehicles)
+        if self.wait_cost:
+            cost += round(self.wait_cost * self.dropoff_delays())
         for rid in self.unassigned:
             r = self.scheduler.requests[rid]
             cost += r.penalty if r.penalty is not None else self.mandatory_penalty
         return cost
+
+    def dropoff_delays(self) -> int:
+        """Seconds every planned drop-off comes after the earliest it could (picked up
+        when the window opens and driven straight there), summed over the routes."""
+        dur = self.problem.duration
+        total = 0
+        for v in self.problem.vehicles:
+            seq = self.seqs[v.id]
+            if not seq:
+                continue
+            times = self.times[v.id]
+            if times is None:
+                timed = self.scheduler.times(v, seq, fast=True)
+                if isinstance(timed, Infeasible):  # every route here was accepted before
+                    raise SolverError(f"route of {v.id} became infeasible: {timed}")
+                times = self.times[v.id] = timed
+            for k, (r, kind) in enumerate(seq):
+                if kind is P:
+                    continue
+                earliest = r.dropoff_window.earliest
+                if r.onboard_vehicle is None:
+                    ready = r.pickup_window.earliest + r.pickup_service
+                    earliest = max(earliest, ready + dur[r.pickup][r.dropoff])
+                total += max(0, times.start[k + 1] - earliest)
+        return total
 
     # -- moves -----------------------------------------------------------------
 

@@ -279,7 +279,7 @@ class Lns:
                 self._recreate_regret(removed)
             else:
                 self._recreate(removed)
-            if p.tails:
+            if p.tails and not st.wait_cost:  # tail exchanges weigh distance alone
                 st.exchange_tails()
             new_cost = st.total_cost()
             delta = new_cost - current[0]
@@ -328,7 +328,7 @@ def lns_solve(
     """
     t0 = time.monotonic()
     start = insertion_solve(problem, SolveLimits(max(0.01, 0.1 * limits.time_limit)), seed=seed)
-    state = InsertionState(problem)
+    state = InsertionState(problem, problem.dropoff_wait_cost)
     state.load_hint(
         (r.vehicle_id, [StopRef(s.request_id, s.kind) for s in r.stops]) for r in start.routes
     )

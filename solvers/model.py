@@ -170,6 +170,11 @@ class Problem:
     #: of Cordeau's delays that trade waiting at a pickup for shorter rides (a live
     #: service: passengers want the earliest pickup; the benchmarks keep the delays)
     early_service: bool = False
+    #: each second a drop-off comes after the earliest it could, in distance units,
+    #: in the ruin-and-recreate search (:mod:`solvers.lns`, the OR-Tools warm start):
+    #: among routes of similar length, the one that gets passengers there sooner, and
+    #: frees the vehicles sooner, wins; 0: distance alone
+    dropoff_wait_cost: float = 0.0
 
     def __post_init__(self) -> None:
         n = len(self.duration)

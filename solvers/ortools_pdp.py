@@ -401,7 +401,7 @@ def ortools_solve(
     if solution_limit is not None and lns_iterations is None:
         lns_iterations = 0
     if lns_share > 0 and lns_iterations != 0 and problem.requests:
-        state = InsertionState(problem)
+        state = InsertionState(problem, problem.dropoff_wait_cost)
         state.restore(
             {
                 r.vehicle_id: [(problem.request(s.request_id), s.kind) for s in r.stops]

@@ -478,3 +478,16 @@ def test_a_vehicle_waiting_early_at_a_prebooked_pickup_serves_a_ride_meanwhile()
     assert r1.pickup_eta is not None and r1.promised_pickup is not None
     assert to_timestamp(first.pickup_window_start) <= r1.pickup_eta
     assert r1.pickup_eta <= to_timestamp(first.pickup_window_end)
+
+
+def test_reoptimisation_weighs_later_drop_offs_like_the_insertion():
+    """The re-optimisation problem carries the insertion's wait cost as its drop-off
+    wait cost, so it does not undo the sooner rides the insertion chose; without a
+    wait cost it weighs distance alone."""
+    for wait_cost in (0.0, 3.0):
+        c = _immediate(reopt_every_s=60.0, insertion_wait_cost=wait_cost)
+        c.handle(shift("v1"), T0)
+        c.handle(request("r1"), T0)
+        job = c.prepare(T0 + 60)
+        assert job is not None and job.kind == "reopt"
+        assert job.problem.dropoff_wait_cost == wait_cost

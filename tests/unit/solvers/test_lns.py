@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from solvers.check import check_plan
 from solvers.insertion import InsertionState, insertion_solve
 from solvers.lns import Lns, LnsParams, lns_improve, lns_solve
-from solvers.model import Request, SolveLimits, StopKind, Vehicle
+from solvers.model import Problem, Request, SolveLimits, StopKind, StopRef, TimeWindow, Vehicle
 from solvers.readers import read_cordeau
 from tests.unit.solvers.kit import line_problem
 
@@ -98,3 +99,28 @@ def test_tail_exchanges_skip_only_pairs_that_cannot_improve(cordeau_ab: Path):
         again = InsertionState(problem)
         again.restore(state.seqs, state.unassigned)
         assert again.exchange_tails() == 0
+
+
+def test_dropoff_wait_cost_trades_distance_for_a_sooner_ride():
+    """With ``dropoff_wait_cost`` the search serves a ride by an idle vehicle now, adding
+    distance, rather than by a busy one passing by an hour later; without it, the
+    shorter routes win (the insertion's wait cost, in the re-optimisation)."""
+    v_idle = Vehicle("idle", start=0, end=0)
+    v_busy = Vehicle("busy", start=50, end=50)
+    booked = Request("q", 50, 5, pickup_window=TimeWindow(3000, 3100), allowed_vehicles=("busy",))
+    new = Request("n", 20, 15, penalty=1_000_000)
+    base = line_problem((booked, new), (v_idle, v_busy), n=60)
+
+    def vehicle_of_n(problem: Problem) -> str:
+        plan = lns_solve(problem, SolveLimits(10.0), iterations=30)
+        assert check_plan(problem, plan) == []
+        return next(r.vehicle_id for r in plan.routes for s in r.stops if s.request_id == "n")
+
+    assert vehicle_of_n(base) == "busy"  # adds no distance, drops n off after 3300 s
+    assert vehicle_of_n(replace(base, dropoff_wait_cost=3.0)) == "idle"
+    state = InsertionState(replace(base, dropoff_wait_cost=3.0), 3.0)
+    p, d = StopKind.PICKUP, StopKind.DROPOFF
+    order = [StopRef("q", p), StopRef("n", p), StopRef("n", d), StopRef("q", d)]
+    state.load_hint([("busy", order)])
+    # n could be there at 50 s (picked up at 0), is at 3350 s; q is there when it can be
+    assert state.dropoff_delays() == 3350 - 50
