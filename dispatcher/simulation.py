@@ -67,6 +67,8 @@ FULL_POLICY_WAIT_COST = 3.0
 #: window opens more than this many seconds ahead (``PlanningConfig.reassign_lead_s``):
 #: re-optimisation and the repair of a failed insertion may then use the whole fleet
 #: for the rides already promised, not only to reorder each vehicle's own stops.
+#: Measured at demand x3, seeds 1-8: 1569 rides served with it, 1491 without, 1406 by
+#: insertion only (README.md has the whole comparison).
 FULL_POLICY_REASSIGN_LEAD_S = 600
 
 #: A passenger turned away takes this long to book the alternative offered.
