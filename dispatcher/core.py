@@ -1009,7 +1009,7 @@ class DispatchCore:
         outputs: list[Event] = []
         new = set(job.new_ids)
         offered: dict[str, Ride] = {}
-        moved: dict[str, str] = {}  # confirmed rides the plan gives another vehicle: to
+        moved: dict[str, str] = {}  # confirmed ride -> the other vehicle the plan gives it
         replanned: list[VehicleState] = []
         breaks = {r.id for r in job.problem.requests if r.id.startswith(BREAK_PREFIX)}
         for route in plan.routes:
