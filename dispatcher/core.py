@@ -1111,30 +1111,11 @@ class DispatchCore:
     def _reoffer(self, ride: Ride, vehicle_id: str, now: float) -> RideOfferedV1:
         """The offer again, with the vehicle the ride moved to and its new ETAs; the
         promised window and latest drop-off are the ones the passenger already has."""
-        assert ride.promised_pickup is not None and ride.promised_dropoff is not None
-        assert ride.pickup_eta is not None and ride.dropoff_eta is not None
-        assert ride.vehicle_id is not None
         previous = ride.vehicle_id
         ride.vehicle_id = vehicle_id
         ride.reassigned += 1
         self.state.touch_ride(ride)
-        start, end = ride.promised_pickup
-        return RideOfferedV1(
-            occurred_at=to_datetime(now),
-            source=self.config.source,
-            request_id=ride.request_id,
-            zone=ride.zone,
-            vehicle_id=ride.vehicle_id,
-            pickup=_place(ride.origin, ride.origin_stop_id),
-            dropoff=_place(ride.destination, ride.destination_stop_id),
-            pickup_window_start=to_datetime(start),
-            pickup_window_end=to_datetime(end),
-            pickup_eta=to_datetime(ride.pickup_eta),
-            dropoff_eta=to_datetime(ride.dropoff_eta),
-            latest_dropoff=to_datetime(ride.promised_dropoff),
-            walk_m=ride.walk_m,
-            previous_vehicle_id=previous,
-        )
+        return self._offer_event(ride, now, previous)
 
     def _redirected(self, vehicle: VehicleState, was: Whereabouts, now: float) -> None:
         """The vehicle's stops changed: when it now heads elsewhere, a new leg begins.
@@ -1162,7 +1143,6 @@ class DispatchCore:
     def _offer(self, ride: Ride, now: float) -> RideOfferedV1:
         pc = self.config.planning
         assert ride.pickup_eta is not None and ride.dropoff_eta is not None
-        assert ride.vehicle_id is not None
         start = max(ride.earliest_pickup, ride.pickup_eta - pc.promise_before_s)
         end = max(start + pc.promise_window_s, ride.pickup_eta)
         service = pc.pickup_service_s + (pc.wheelchair_service_s if ride.wheelchairs else 0)
@@ -1172,6 +1152,15 @@ class DispatchCore:
         ride.promised_dropoff = max(latest, ride.dropoff_eta)
         ride.offered_at = now
         self.state.touch_ride(ride)
+        return self._offer_event(ride, now, ride.replanned_from)
+
+    def _offer_event(self, ride: Ride, now: float, previous: str | None) -> RideOfferedV1:
+        """The ride as offered: its vehicle, promised window, ETAs and latest drop-off
+        (``previous``: the vehicle it was confirmed on before, if it moved)."""
+        assert ride.promised_pickup is not None and ride.promised_dropoff is not None
+        assert ride.pickup_eta is not None and ride.dropoff_eta is not None
+        assert ride.vehicle_id is not None
+        start, end = ride.promised_pickup
         return RideOfferedV1(
             occurred_at=to_datetime(now),
             source=self.config.source,
@@ -1186,7 +1175,7 @@ class DispatchCore:
             dropoff_eta=to_datetime(ride.dropoff_eta),
             latest_dropoff=to_datetime(ride.promised_dropoff),
             walk_m=ride.walk_m,
-            previous_vehicle_id=ride.replanned_from,
+            previous_vehicle_id=previous,
         )
 
     def _new_plan_version(self, vehicle: VehicleState, now: float) -> DriverPlanV1:
