@@ -72,8 +72,8 @@ class History:
     requests: list[RequestRecord] = field(default_factory=list)
     offers: dict[str, tuple[float, RideOfferedV1]] = field(default_factory=dict)
     #: rides offered again with another vehicle (moved by a later plan, or off a
-    #: vehicle out of service): how many times
-    reassigned: dict[str, int] = field(default_factory=dict)
+    #: vehicle out of service)
+    reassigned: set[str] = field(default_factory=set)
     rejections: dict[str, tuple[float, RideRejectedV1]] = field(default_factory=dict)
     cancelled: dict[str, float] = field(default_factory=dict)
     boarded: dict[str, float] = field(default_factory=dict)

@@ -374,10 +374,8 @@ class Simulation:
         for event in outputs:
             self.outputs.append((t, event))
             if isinstance(event, RideOfferedV1):
-                before = self.history.offers.get(event.request_id)
-                if before is not None and before[1].vehicle_id != event.vehicle_id:
-                    moves = self.history.reassigned
-                    moves[event.request_id] = moves.get(event.request_id, 0) + 1
+                if event.previous_vehicle_id is not None:
+                    self.history.reassigned.add(event.request_id)
                 self.history.offers[event.request_id] = (t, event)
                 self.fleet.on_offer(event)
             elif isinstance(event, RideRejectedV1):

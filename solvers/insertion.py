@@ -117,7 +117,7 @@ class InsertionState:
                 continue
             times = self.times[v.id]
             if times is None:
-                timed = self.scheduler.times(v, seq, fast=True)
+                timed = self.evaluate(v, seq)
                 if isinstance(timed, Infeasible):  # every route here was accepted before
                     raise SolverError(f"route of {v.id} became infeasible: {timed}")
                 times = self.times[v.id] = timed
